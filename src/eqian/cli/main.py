@@ -1,0 +1,305 @@
+"""The ``eqian`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core.config import get_settings
+from eqian.core.db import make_engine, make_sessionmaker
+from eqian.core.permissions import Principal
+
+app = typer.Typer(help="e企安·365 — 警企共治平台", no_args_is_help=True)
+db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
+demo_app = typer.Typer(help="演示数据 / demo district", no_args_is_help=True)
+audit_app = typer.Typer(help="审计日志 / audit log", no_args_is_help=True)
+user_app = typer.Typer(help="账号 / accounts", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+console = Console()
+
+ImportKind = Literal["units"]
+
+
+def alembic_config() -> object:
+    from alembic.config import Config
+
+    # The source checkout's alembic.ini (editable install), else one in the working directory.
+    ini = Path(__file__).resolve().parents[3] / "alembic.ini"
+    if not ini.exists():
+        ini = Path.cwd() / "alembic.ini"
+    if not ini.exists():
+        console.print("[red]alembic.ini not found next to the source tree[/red]")
+        raise typer.Exit(2)
+    cfg = Config(str(ini))
+    cfg.set_main_option("sqlalchemy.url", get_settings().resolved_database_url())
+    return cfg
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (creates the SQLite file under ./var/ when needed)."""
+    from alembic import command
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(), revision)  # type: ignore[arg-type]
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    reload: bool = False,
+) -> None:
+    """Run the web server (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run(
+        "eqian.web.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level=get_settings().log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@demo_app.command("seed")
+def demo_seed(
+    scale: Annotated[
+        str, typer.Option(help="town (织里, ~1,800 units) or city (湖州, ~20,000 units)")
+    ] = "town",
+    seed: int = 365,
+    units: Annotated[int | None, typer.Option(help="override the number of units")] = None,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when data exists")] = False,
+) -> None:
+    """Create a synthetic, deterministic Zhili district and one demo account per role."""
+    from eqian.demo.generator import is_seeded, seed_demo
+
+    if scale not in ("town", "city"):
+        console.print("[red]--scale must be town or city[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+
+    async def run() -> None:
+        engine = make_engine(settings.resolved_database_url())
+        factory = make_sessionmaker(engine)
+        try:
+            async with factory() as session:
+                if await is_seeded(session):
+                    if if_empty:
+                        console.print("演示数据已存在，跳过 / demo data already present, skipped")
+                        return
+                    console.print("[red]database already has data; seed an empty database[/red]")
+                    raise typer.Exit(1)
+            with Progress(
+                TextColumn("生成演示辖区 / seeding"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("seed", total=None)
+
+                def tick(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                report = await seed_demo(
+                    factory,
+                    scale="city" if scale == "city" else "town",
+                    seed=seed,
+                    password=settings.demo_password,
+                    units=units,
+                    progress=tick,
+                )
+        finally:
+            await engine.dispose()
+        console.print(
+            f"[green]{report.stations} 个派出所, {report.service_points} 个自治服务点, "
+            f"{report.units} 家单位, {report.contacts} 名联系人[/green]"
+        )
+        table = Table(title="演示账号 / demo accounts (password: EQIAN_DEMO_PASSWORD)")
+        table.add_column("username")
+        table.add_column("role")
+        table.add_column("scope")
+        for username, role, scope_text in report.users:
+            table.add_row(username, role, scope_text)
+        console.print(table)
+
+    asyncio.run(run())
+
+
+@app.command("import")
+def import_cmd(
+    kind: Annotated[str, typer.Argument(help="units")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    as_user: Annotated[str, typer.Option("--as", help="username whose jurisdiction applies")] = "",
+    dry_run: bool = False,
+) -> None:
+    """Import a CSV or XLSX file; any bad row means nothing is imported."""
+    from eqian.organizations import transfer
+
+    _require_kind(kind)
+
+    async def run() -> int:
+        async with _actor_session(as_user) as (session, actor):
+            try:
+                result = await transfer.import_units(session, actor, file, dry_run=dry_run)
+            except transfer.ImportFailed as exc:
+                console.print(f"[red]{exc.message}[/red]")
+                for err in exc.errors:
+                    console.print(f"  第 {err.line} 行 {err.field or ''}: {err.message} [{err.code}]")
+                return 1
+        verb = "would create" if dry_run else "created"
+        console.print(f"[green]{verb} {result.created}, updated {result.updated}[/green]")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command("export")
+def export_cmd(
+    kind: Annotated[str, typer.Argument(help="units")],
+    file: Annotated[Path, typer.Argument(dir_okay=False)],
+    as_user: Annotated[str, typer.Option("--as", help="username whose jurisdiction applies")] = "",
+) -> None:
+    """Export to CSV or XLSX (by the file's suffix)."""
+    from eqian.organizations import transfer
+
+    _require_kind(kind)
+
+    async def run() -> None:
+        async with _actor_session(as_user) as (session, actor):
+            n = await transfer.export_units(session, actor, file)
+        console.print(f"[green]{n} rows written to {file}[/green]")
+
+    asyncio.run(run())
+
+
+def _require_kind(kind: str) -> None:
+    if kind != "units":
+        console.print(f"[red]unknown kind {kind!r}; supported: units[/red]")
+        raise typer.Exit(2)
+
+
+class _actor_session:
+    """A database session and the principal the command acts as (the system, or ``--as`` a user)."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+
+    async def __aenter__(self) -> tuple[AsyncSession, Principal]:
+        from sqlalchemy import select
+
+        from eqian.core.accounts import User
+        from eqian.core.permissions import SYSTEM
+
+        self.engine = make_engine(get_settings().resolved_database_url())
+        self.session = make_sessionmaker(self.engine)()
+        actor = SYSTEM
+        if self.username:
+            user = await self.session.scalar(select(User).where(User.username == self.username))
+            if user is None:
+                console.print(f"[red]no such user: {self.username}[/red]")
+                raise typer.Exit(2)
+            actor = Principal.of(user, ip="cli")
+        return self.session, actor
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        await self.engine.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 when any row was edited, deleted or reordered."""
+    from eqian.core import audit
+
+    async def run() -> int:
+        engine = make_engine(get_settings().resolved_database_url())
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await audit.verify(session)
+        finally:
+            await engine.dispose()
+        if result.ok:
+            console.print(f"[green]audit chain intact: {result.rows} rows, head {result.head_hash}[/green]")
+            return 0
+        console.print(
+            f"[red]audit chain BROKEN: {len(result.problems)} problem(s) in {result.rows} rows[/red]"
+        )
+        for p in result.problems[:100]:
+            console.print(f"  seq {p.seq}: {p.reason}")
+        return 1
+
+    code = asyncio.run(run())
+    raise typer.Exit(code)
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: str,
+    display_name: Annotated[str, typer.Option()] = "",
+    station_id: int | None = None,
+    unit_id: int | None = None,
+    service_point_id: int | None = None,
+    team_id: int | None = None,
+) -> None:
+    """Create an account; the password is read from standard input or a prompt."""
+    from eqian.core import auth
+    from eqian.core.accounts import Role
+    from eqian.core.errors import AppError
+    from eqian.core.permissions import SYSTEM
+
+    try:
+        role_enum = Role(role)
+    except ValueError:
+        console.print(f"[red]role must be one of: {', '.join(r.value for r in Role)}[/red]")
+        raise typer.Exit(2) from None
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    )
+
+    async def run() -> int:
+        engine = make_engine(get_settings().resolved_database_url())
+        try:
+            async with make_sessionmaker(engine)() as session:
+                user = await auth.create_user(
+                    session,
+                    SYSTEM,
+                    username=username,
+                    display_name=display_name or username,
+                    password=password,
+                    role=role_enum,
+                    station_id=station_id,
+                    unit_id=unit_id,
+                    service_point_id=service_point_id,
+                    team_id=team_id,
+                )
+        except AppError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            return 1
+        finally:
+            await engine.dispose()
+        console.print(f"[green]user {user.username} ({user.role}) created, id {user.id}[/green]")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))

@@ -1,0 +1,74 @@
+"""Settings: one pydantic-settings root read from ``EQIAN_*`` variables and an optional env file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("EQIAN_VAR_DIR", "var"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EQIAN_",
+        env_file=os.environ.get("EQIAN_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Field(default_factory=_var_dir)
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: str = ""
+    default_language: Literal["zh", "en"] = "zh"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    token_ttl_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    session_idle_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    session_absolute_minutes: int = Field(default=720, ge=30, le=7 * 24 * 60)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_minutes: int = Field(default=15, ge=1)
+    demo_password: str = "demo-pass-365"  # noqa: S105 - documented demo-only password
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'eqian.db').as_posix()}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, else one generated once and kept under ``var/``.
+
+        Kept on disk rather than regenerated so sessions survive a restart of a small deployment.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key, encoding="utf-8")
+        path.chmod(0o600)
+        return key
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,99 @@
+"""The application factory: settings, database, middleware, routers, static assets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from eqian import __version__
+from eqian.core import i18n
+from eqian.core.config import Settings, get_settings
+from eqian.core.db import make_engine, make_sessionmaker
+from eqian.organizations import api as organizations_api
+from eqian.organizations import pages as organizations_pages
+from eqian.web import auth_api, errors, pages
+from eqian.web.templating import PACKAGE_ROOT, make_templates
+
+LANG_COOKIE = "eqian_lang"
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    # Everything is served from this origin: police networks are air-gapped, so no CDN is allowed anyway.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+    ),
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+    url = settings.resolved_database_url()
+    # Safe-method requests read through DEFERRED transactions; writes queue for SQLite's write
+    # lock at BEGIN. On PostgreSQL one engine serves both.
+    engine = make_engine(url, sqlite_begin="DEFERRED")
+    write_engine = make_engine(url) if settings.is_sqlite else engine
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+        await write_engine.dispose()
+
+    app = FastAPI(
+        title="e企安·365 API",
+        version=__version__,
+        description="警企共治平台 — police–enterprise co-governance platform",
+        openapi_url="/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.write_sessionmaker = make_sessionmaker(write_engine)
+    app.state.templates = make_templates()
+    settings.resolved_secret_key()  # create var/secret_key at start-up, not on a first request
+
+    @app.middleware("http")
+    async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        lang = i18n.pick_language(request.cookies.get(LANG_COOKIE), None, settings.default_language)
+        token = i18n.current_language.set(lang)
+        request.state.lang = lang
+        try:
+            response = await call_next(request)
+        finally:
+            i18n.current_language.reset(token)
+        for key, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        if not request.url.path.startswith("/static/"):
+            # Pages and API answers carry personal data: no browser or proxy may keep them.
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/healthz", tags=["system"])
+    async def healthz() -> JSONResponse:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any driver error means the same thing to a load balancer
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+
+    app.mount("/static", StaticFiles(directory=PACKAGE_ROOT / "web" / "static"), name="static")
+    app.include_router(auth_api.router)
+    app.include_router(organizations_api.router)
+    app.include_router(pages.router)
+    app.include_router(organizations_pages.router)
+    errors.install(app)
+    return app

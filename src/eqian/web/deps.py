@@ -1,0 +1,77 @@
+"""Request dependencies: database session, the authenticated principal, CSRF for cookie sessions."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core import auth
+from eqian.core.config import Settings
+from eqian.core.errors import Forbidden, Unauthorized
+from eqian.core.permissions import Principal
+
+SESSION_COOKIE = "eqian_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    factory = (
+        request.app.state.sessionmaker
+        if request.method in SAFE_METHODS
+        else request.app.state.write_sessionmaker
+    )
+    async with factory() as session:
+        yield session
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _csrf_ok(request: Request, expected: str | None) -> bool:
+    supplied = request.headers.get(CSRF_HEADER)
+    if supplied is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        supplied = value if isinstance(value, str) else None
+    return bool(expected and supplied and hmac.compare_digest(expected, supplied))
+
+
+async def get_auth(
+    request: Request,
+    token: str | None = Depends(oauth2_scheme),
+    db: AsyncSession = Depends(get_db),
+    settings: Settings = Depends(get_settings),
+) -> auth.Resolved:
+    """Bearer token first (API clients), else the page session cookie, which must carry CSRF on writes."""
+    ip = client_ip(request)
+    if token:
+        resolved = await auth.resolve_token(db, settings, token, kind="bearer", ip=ip)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise Unauthorized("请先登录", code="not_authenticated")
+        resolved = await auth.resolve_token(db, settings, cookie, kind="cookie", ip=ip)
+        if request.method not in SAFE_METHODS and not await _csrf_ok(request, resolved.auth.csrf_token):
+            raise Forbidden("CSRF 校验失败，请刷新页面后重试", code="csrf_failed")
+    request.state.principal = resolved.principal
+    request.state.csrf_token = resolved.auth.csrf_token
+    return resolved
+
+
+async def get_principal(resolved: auth.Resolved = Depends(get_auth)) -> Principal:
+    return resolved.principal

@@ -1,0 +1,86 @@
+"""One error shape for the API ({"error": {code, message, details}}) and friendly pages for browsers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from eqian.core.errors import AppError
+
+log = logging.getLogger("eqian.web")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+_HTTP_MESSAGES = {404: "页面或资源不存在", 405: "不支持的请求方法", 401: "请先登录", 403: "无权访问"}
+
+
+def wants_html(request: Request) -> bool:
+    if request.url.path.startswith(("/api/", "/ws", "/healthz", "/openapi.json")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, code: str, message: str, details: list[Any]) -> Response:
+    if wants_html(request):
+        if status == 401:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        templates = request.app.state.templates
+        page: Response = templates.TemplateResponse(
+            request, "error.html", {"status": status, "code": code, "message": message}, status_code=status
+        )
+        return page
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}}, status_code=status, headers=headers
+    )
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")]
+    return ".".join(parts) or str(loc[-1] if loc else "")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        return error_response(request, exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {
+                "field": _field_of(tuple(e.get("loc", ()))),
+                "code": e.get("type", "invalid"),
+                "message": str(e.get("msg", "")).removeprefix("Value error, "),
+            }
+            for e in exc.errors()
+        ]
+        fields = ", ".join(d["field"] for d in details)
+        return error_response(request, 422, "validation_error", f"请求参数有误: {fields}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+        return error_response(request, exc.status_code, code, message, [])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal_error", "服务器内部错误，请稍后重试", [])

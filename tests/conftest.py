@@ -1,0 +1,116 @@
+"""Test fixtures: every database test runs on SQLite and, when EQIAN_TEST_PG_URL is set, on PostgreSQL.
+
+The schema is built by the real Alembic migrations once per backend; each test starts from empty
+tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from eqian.all_models import Base
+from eqian.core.config import Settings
+from eqian.core.db import make_engine, make_sessionmaker
+from eqian.web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("EQIAN_TEST_PG_URL", "")
+BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+if os.environ.get("EQIAN_REQUIRE_PG") == "1" and not PG_URL:
+    raise RuntimeError("EQIAN_REQUIRE_PG=1 but EQIAN_TEST_PG_URL is not set")
+
+
+def _alembic_upgrade(url: str) -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head")
+
+
+async def _reset_pg_schema(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    except OSError as exc:  # refuse to silently skip: CI must prove the PostgreSQL path
+        pytest.fail(f"EQIAN_TEST_PG_URL is set but PostgreSQL is unreachable: {exc}")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    else:
+        url = PG_URL
+        await _reset_pg_schema(url)
+    # Alembic's env runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(_alembic_upgrade, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+async def _empty_tables(engine: AsyncEngine) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - names from our metadata
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """Empty tables, and a session for test setup and assertions.
+
+    It autocommits each statement, so it never holds SQLite's write lock or a stale snapshot
+    while the application under test serves requests.
+    """
+    await _empty_tables(engine)
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with AsyncSession(autocommit, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        env="test",
+        database_url=database_url,
+        var_dir=tmp_path_factory.mktemp("var"),
+        secret_key="test-secret",
+    )
+    application = create_app(settings)
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def client(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
