@@ -56,7 +56,7 @@ def test_station_officer_sees_only_their_station(server: str, browser: Any, tmp_
     page.fill("input[name=q]", first_name)
     page.locator("#unit-table tbody tr td a", has_text=first_name).first.wait_for()
     page.wait_for_function(
-        "document.querySelector('#result-total').innerText !== arguments[0]", arg=str(api_total)
+        "(prev) => document.querySelector('#result-total').innerText !== prev", arg=str(api_total)
     )
     assert int(page.locator("#result-total").inner_text()) >= 1
     page.screenshot(path=str(tmp_path / "units.png"), full_page=False)
