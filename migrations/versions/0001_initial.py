@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:34:04.138197
+Create Date: 2026-11-23 17:01:21.195743
 """
 
 from collections.abc import Sequence
@@ -123,6 +123,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("status IN ('active', 'suspended', 'closed')", name=op.f("ck_units_status")),
+        sa.CheckConstraint("employee_count >= 0", name=op.f("ck_units_employee_count")),
         sa.ForeignKeyConstraint(
             ["category_code"], ["unit_categories.code"], name=op.f("fk_units_category_code_unit_categories")
         ),
@@ -148,6 +150,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=32), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=False),
         sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("role IN ('security_head', 'safety_advisor')", name=op.f("ck_contacts_role")),
         sa.ForeignKeyConstraint(
             ["unit_id"], ["units.id"], name=op.f("fk_contacts_unit_id_units"), ondelete="CASCADE"
         ),
@@ -160,7 +163,7 @@ def upgrade() -> None:
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
-        sa.Column("display_name", sa.String(length=64), nullable=False),
+        sa.Column("display_name", sa.String(length=128), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
         sa.Column("station_id", sa.Integer(), nullable=True),
@@ -173,6 +176,10 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=8), nullable=True),
         sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("password_changed_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "role IN ('bureau_admin', 'station_officer', 'liaison_officer', 'unit_security', 'mediator', 'service_point_staff')",
+            name=op.f("ck_users_role"),
+        ),
         sa.ForeignKeyConstraint(
             ["service_point_id"], ["service_points.id"], name=op.f("fk_users_service_point_id_service_points")
         ),
@@ -202,6 +209,7 @@ def upgrade() -> None:
         sa.Column("expires_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.CheckConstraint("kind IN ('bearer', 'cookie')", name=op.f("ck_auth_sessions_kind")),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_auth_sessions_user_id_users"), ondelete="CASCADE"
         ),

@@ -169,7 +169,8 @@ async def test_one_account_per_role_with_its_anchor(session: AsyncSession) -> No
     unit = await session.get(Unit, users["unit_security"].unit_id)
     assert unit is not None
     assert (unit.station_id, unit.category_code) == (zhibei, "garment")
-    assert any(c.role == "security_head" for c in unit.contacts)
+    unit_contacts = (await session.scalars(select(Contact).where(Contact.unit_id == unit.id))).all()
+    assert any(c.role == "security_head" for c in unit_contacts)
 
     team = await session.get(MediationTeam, users["mediator"].team_id)
     assert team is not None

@@ -165,8 +165,11 @@ def import_cmd(
                 for err in exc.errors:
                     console.print(f"  第 {err.line} 行 {err.field or ''}: {err.message} [{err.code}]")
                 return 1
-        verb = "would create" if dry_run else "created"
-        console.print(f"[green]{verb} {result.created}, updated {result.updated}[/green]")
+        prefix = "试运行，未写入 / dry run, nothing written: would " if dry_run else ""
+        console.print(
+            f"[green]{prefix}create {result.created}, update {result.updated}, "
+            f"unchanged {result.unchanged}[/green]"
+        )
         return 0
 
     raise typer.Exit(asyncio.run(run()))

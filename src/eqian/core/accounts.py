@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eqian.core.db import Base, UTCDateTime, utcnow
@@ -32,10 +32,17 @@ ROLE_LABELS_ZH: dict[Role, str] = {
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('bureau_admin', 'station_officer', 'liaison_officer', 'unit_security', 'mediator', "
+            "'service_point_staff')",
+            name="role",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(128))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(32))
     # The anchor of the user's jurisdiction; which one is set depends on the role.
@@ -64,6 +71,7 @@ class AuthSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "bearer" | "cookie"
+    __table_args__ = (CheckConstraint("kind IN ('bearer', 'cookie')", name="kind"),)
     csrf_token: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from eqian.core.db import Base, UTCDateTime, utcnow
@@ -56,6 +56,10 @@ class UnitCategory(Base):
 
 class Unit(Base):
     __tablename__ = "units"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended', 'closed')", name="status"),
+        CheckConstraint("employee_count >= 0", name="employee_count"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
@@ -73,7 +77,8 @@ class Unit(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     contacts: Mapped[list[Contact]] = relationship(
-        back_populates="unit", cascade="all, delete-orphan", order_by="Contact.id", lazy="selectin"
+        # "raise": a list of 20,000 units must not pull every contact along; load them on purpose.
+        back_populates="unit", cascade="all, delete-orphan", order_by="Contact.id", lazy="raise"
     )
 
 
@@ -81,6 +86,7 @@ class Contact(Base):
     """A unit's security head or safety advisor. Phones are stored whole and masked on the way out."""
 
     __tablename__ = "contacts"
+    __table_args__ = (CheckConstraint("role IN ('security_head', 'safety_advisor')", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from eqian.core import audit
 from eqian.core.accounts import Role, User
-from eqian.core.errors import NotFound, ValidationFailed, field_error
+from eqian.core.errors import Conflict, NotFound, ValidationFailed, field_error
 from eqian.core.ids import mask_mobile
 from eqian.core.permissions import REVEAL_ROLES, Principal, Scope, ScopeKind
 from eqian.organizations import schemas
@@ -25,6 +26,7 @@ from eqian.organizations.models import (
 )
 
 WRITE_ROLES = (Role.BUREAU_ADMIN, Role.STATION_OFFICER)
+NULLABLE_FIELDS = frozenset({"service_point_id", "lat", "lng"})
 
 
 # --- scope -------------------------------------------------------------------------------------
@@ -186,9 +188,9 @@ def _filtered(scope: Scope, f: UnitFilters) -> list[ColumnElement[bool]]:
         # LIKE metacharacters typed by a user are searched literally.
         needle = "%" + f.q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(
-            Unit.name.like(needle, escape="\\")
-            | Unit.address.like(needle, escape="\\")
-            | Unit.credit_code.like(needle.upper(), escape="\\")
+            Unit.name.ilike(needle, escape="\\")
+            | Unit.address.ilike(needle, escape="\\")
+            | Unit.credit_code.ilike(needle, escape="\\")
         )
     return where
 
@@ -262,12 +264,13 @@ async def get_unit(session: AsyncSession, actor: Principal, unit_id: int) -> sch
             .where(LiaisonAssignment.unit_id == unit.id)
         )
     ).first()
+    contacts = await session.scalars(select(Contact).where(Contact.unit_id == unit.id).order_by(Contact.id))
     base = _unit_out(*row)
     return schemas.UnitDetail(
         **base.model_dump(),
         liaison_officer_id=liaison[0] if liaison else None,
         liaison_officer_name=liaison[1] if liaison else None,
-        contacts=[_contact_out(c) for c in unit.contacts],
+        contacts=[_contact_out(c) for c in contacts],
         created_at=unit.created_at,
         updated_at=unit.updated_at,
     )
@@ -317,6 +320,19 @@ async def _require_unique_credit_code(
         )
 
 
+async def _commit_unit(session: AsyncSession) -> None:
+    """Commit, turning a credit code registered by a concurrent request into a 409, not a 500."""
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(
+            "统一社会信用代码已登记",
+            code="duplicate_credit_code",
+            details=[{"field": "credit_code", "code": "duplicate", "message": "统一社会信用代码已登记"}],
+        ) from exc
+
+
 async def create_unit(
     session: AsyncSession, actor: Principal, data: schemas.UnitCreate
 ) -> schemas.UnitDetail:
@@ -342,7 +358,7 @@ async def create_unit(
         changes=data.model_dump(),
         ip=actor.ip,
     )
-    await session.commit()
+    await _commit_unit(session)
     return await get_unit(session, actor, unit.id)
 
 
@@ -352,17 +368,9 @@ async def update_unit(
     unit = await _load_unit(session, actor, unit_id)
     actor.require_role(*WRITE_ROLES)
     given = data.model_dump(exclude_unset=True)
-    for required in (
-        "name",
-        "credit_code",
-        "category_code",
-        "station_id",
-        "employee_count",
-        "above_scale",
-        "status",
-    ):
-        if required in given and given[required] is None:
-            raise field_error(required, "不能为空", "required")
+    for key, value in given.items():
+        if value is None and key not in NULLABLE_FIELDS:
+            raise field_error(key, "不能为空", "required")
     station_id = given.get("station_id", unit.station_id)
     if station_id != unit.station_id and "service_point_id" not in given:
         given["service_point_id"] = None  # a unit moved to another station leaves its old service point
@@ -390,7 +398,7 @@ async def update_unit(
             changes=changes,
             ip=actor.ip,
         )
-    await session.commit()
+    await _commit_unit(session)
     return await get_unit(session, actor, unit.id)
 
 
