@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eqian.core.ids import make_credit_code
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import auth
 from eqian.core.accounts import Role, User
 from eqian.core.config import Settings
+from eqian.core.ids import make_credit_code
 from eqian.core.passwords import hash_password
 from eqian.mediation.models import MediationTeam
 from eqian.organizations.categories import CATEGORIES

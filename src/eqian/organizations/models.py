@@ -78,7 +78,10 @@ class Unit(Base):
 
     contacts: Mapped[list[Contact]] = relationship(
         # "raise": a list of 20,000 units must not pull every contact along; load them on purpose.
-        back_populates="unit", cascade="all, delete-orphan", order_by="Contact.id", lazy="raise"
+        back_populates="unit",
+        cascade="all, delete-orphan",
+        order_by="Contact.id",
+        lazy="raise",
     )
 
 

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from eqian import __version__, all_models
+from eqian import __version__
+from eqian import all_models as _all_models  # noqa: F401 - registers every table so cross-domain foreign keys resolve
 from eqian.core import i18n
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
@@ -36,7 +37,6 @@ _SECURITY_HEADERS = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    assert all_models.Base.metadata.tables  # every table registered, so cross-domain foreign keys resolve
     logging.basicConfig(level=settings.log_level)
     url = settings.resolved_database_url()
     # Safe-method requests read through DEFERRED transactions; writes queue for SQLite's write
