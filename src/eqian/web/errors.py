@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,9 +38,13 @@ def wants_html(request: Request) -> bool:
 
 
 def error_response(request: Request, status: int, code: str, message: str, details: list[Any]) -> Response:
-    if wants_html(request):
+    if wants_html(request) or request.headers.get("HX-Request"):
         if status == 401:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            login = f"/login?next={quote(request.url.path)}"
+            if request.headers.get("HX-Request"):
+                # A redirect would be followed by htmx and the login page swapped into a table cell.
+                return Response(status_code=401, headers={"HX-Redirect": login})
+            return RedirectResponse(login, status_code=303)
         templates = request.app.state.templates
         page: Response = templates.TemplateResponse(
             request, "error.html", {"status": status, "code": code, "message": message}, status_code=status
