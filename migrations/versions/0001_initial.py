@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:01:21.195743
+Create Date: 2026-11-23 17:10:17.471013
 """
 
 from collections.abc import Sequence
@@ -50,6 +50,46 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_bureaus_code")),
     )
     op.create_table(
+        "env_carriers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("licence_no", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_carriers")),
+        sa.UniqueConstraint("licence_no", name=op.f("uq_env_carriers_licence_no")),
+        sa.UniqueConstraint("name", name=op.f("uq_env_carriers_name")),
+    )
+    op.create_table(
+        "env_facilities",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("licence_no", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=200), nullable=False),
+        sa.Column("in_district", sa.Boolean(), nullable=False),
+        sa.Column("licensed_capacity_t_per_year", sa.Float(), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=True),
+        sa.Column("lng", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_facilities")),
+        sa.UniqueConstraint("licence_no", name=op.f("uq_env_facilities_licence_no")),
+        sa.UniqueConstraint("name", name=op.f("uq_env_facilities_name")),
+    )
+    op.create_table(
+        "outbox_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("topic", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("available_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("dispatched_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
+    )
+    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_events_available_at"), ["available_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_events_dispatched_at"), ["dispatched_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_events_topic"), ["topic"], unique=False)
+
+    op.create_table(
         "unit_categories",
         sa.Column("code", sa.String(length=32), nullable=False),
         sa.Column("name_zh", sa.String(length=32), nullable=False),
@@ -74,6 +114,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("stations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stations_bureau_id"), ["bureau_id"], unique=False)
+
+    op.create_table(
+        "joint_zones",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("partner_agency", sa.String(length=100), nullable=False),
+        sa.Column("station_id", sa.Integer(), nullable=False),
+        sa.Column("polygon", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["station_id"], ["stations.id"], name=op.f("fk_joint_zones_station_id_stations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_joint_zones")),
+        sa.UniqueConstraint("code", name=op.f("uq_joint_zones_code")),
+    )
+    with op.batch_alter_table("joint_zones", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_joint_zones_station_id"), ["station_id"], unique=False)
 
     op.create_table(
         "mediation_teams",
@@ -121,12 +178,16 @@ def upgrade() -> None:
         sa.Column("employee_count", sa.Integer(), nullable=False),
         sa.Column("above_scale", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("joint_zone_id", sa.Integer(), nullable=True),
         sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("status IN ('active', 'suspended', 'closed')", name=op.f("ck_units_status")),
         sa.CheckConstraint("employee_count >= 0", name=op.f("ck_units_employee_count")),
         sa.ForeignKeyConstraint(
             ["category_code"], ["unit_categories.code"], name=op.f("fk_units_category_code_unit_categories")
+        ),
+        sa.ForeignKeyConstraint(
+            ["joint_zone_id"], ["joint_zones.id"], name=op.f("fk_units_joint_zone_id_joint_zones")
         ),
         sa.ForeignKeyConstraint(
             ["service_point_id"], ["service_points.id"], name=op.f("fk_units_service_point_id_service_points")
@@ -137,6 +198,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("units", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_units_category_code"), ["category_code"], unique=False)
+        batch_op.create_index(batch_op.f("ix_units_joint_zone_id"), ["joint_zone_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_units_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_units_service_point_id"), ["service_point_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_units_station_id"), ["station_id"], unique=False)
@@ -160,6 +222,50 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_contacts_unit_id"), ["unit_id"], unique=False)
 
     op.create_table(
+        "env_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("fingerprint", sa.String(length=128), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=True),
+        sa.Column("facility_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("severity", sa.String(length=8), nullable=False),
+        sa.Column("period", sa.String(length=16), nullable=False),
+        sa.Column("message", sa.String(length=300), nullable=False),
+        sa.Column("evidence", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["facility_id"], ["env_facilities.id"], name=op.f("fk_env_alerts_facility_id_env_facilities")
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_env_alerts_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_alerts")),
+        sa.UniqueConstraint("fingerprint", name=op.f("uq_env_alerts_fingerprint")),
+    )
+    with op.batch_alter_table("env_alerts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_env_alerts_facility_id"), ["facility_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_alerts_kind"), ["kind"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_alerts_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_alerts_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "env_smelter_processes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("coefficient_kg_per_t", sa.Float(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_env_smelter_processes_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_smelter_processes")),
+        sa.UniqueConstraint("unit_id", "name", name=op.f("uq_env_smelter_processes_unit_id")),
+    )
+    with op.batch_alter_table("env_smelter_processes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_env_smelter_processes_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
@@ -170,6 +276,7 @@ def upgrade() -> None:
         sa.Column("unit_id", sa.Integer(), nullable=True),
         sa.Column("service_point_id", sa.Integer(), nullable=True),
         sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
         sa.Column("locked_until", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
@@ -177,7 +284,7 @@ def upgrade() -> None:
         sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("password_changed_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "role IN ('bureau_admin', 'station_officer', 'liaison_officer', 'unit_security', 'mediator', 'service_point_staff')",
+            "role IN ('bureau_admin', 'station_officer', 'liaison_officer', 'unit_security', 'mediator', 'service_point_staff', 'partner_officer')",
             name=op.f("ck_users_role"),
         ),
         sa.ForeignKeyConstraint(
@@ -188,6 +295,7 @@ def upgrade() -> None:
             ["team_id"], ["mediation_teams.id"], name=op.f("fk_users_team_id_mediation_teams")
         ),
         sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_users_unit_id_units")),
+        sa.ForeignKeyConstraint(["zone_id"], ["joint_zones.id"], name=op.f("fk_users_zone_id_joint_zones")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -196,6 +304,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_users_station_id"), ["station_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_team_id"), ["team_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_unit_id"), ["unit_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_users_zone_id"), ["zone_id"], unique=False)
 
     op.create_table(
         "auth_sessions",
@@ -220,6 +329,205 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_auth_sessions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "env_eco_incidents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("occurred_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=False),
+        sa.Column("lng", sa.Float(), nullable=False),
+        sa.Column("station_id", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reported_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('fishing', 'dumping', 'sewage', 'burning', 'other')",
+            name=op.f("ck_env_eco_incidents_kind"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["reported_by"], ["users.id"], name=op.f("fk_env_eco_incidents_reported_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["station_id"], ["stations.id"], name=op.f("fk_env_eco_incidents_station_id_stations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["zone_id"], ["joint_zones.id"], name=op.f("fk_env_eco_incidents_zone_id_joint_zones")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_eco_incidents")),
+    )
+    with op.batch_alter_table("env_eco_incidents", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_env_eco_incidents_kind"), ["kind"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_eco_incidents_occurred_at"), ["occurred_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_eco_incidents_station_id"), ["station_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_eco_incidents_zone_id"), ["zone_id"], unique=False)
+
+    op.create_table(
+        "env_eco_patrols",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("started_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lat", sa.Float(), nullable=False),
+        sa.Column("lng", sa.Float(), nullable=False),
+        sa.Column("station_id", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
+        sa.Column("people_count", sa.Integer(), nullable=False),
+        sa.Column("officers", sa.String(length=200), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("recorded_by", sa.Integer(), nullable=True),
+        sa.CheckConstraint(
+            "kind IN ('patrol', 'persuasion', 'rescue')", name=op.f("ck_env_eco_patrols_kind")
+        ),
+        sa.ForeignKeyConstraint(
+            ["recorded_by"], ["users.id"], name=op.f("fk_env_eco_patrols_recorded_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["station_id"], ["stations.id"], name=op.f("fk_env_eco_patrols_station_id_stations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["zone_id"], ["joint_zones.id"], name=op.f("fk_env_eco_patrols_zone_id_joint_zones")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_eco_patrols")),
+    )
+    with op.batch_alter_table("env_eco_patrols", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_env_eco_patrols_started_at"), ["started_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_eco_patrols_station_id"), ["station_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_eco_patrols_zone_id"), ["zone_id"], unique=False)
+
+    op.create_table(
+        "env_manifest_receipts",
+        sa.Column("manifest_no", sa.String(length=32), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("received_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_t", sa.Float(), nullable=False),
+        sa.Column("supersedes_id", sa.Integer(), nullable=True),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("entered_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=False),
+        sa.CheckConstraint("received_t >= 0", name=op.f("ck_env_manifest_receipts_received_t")),
+        sa.ForeignKeyConstraint(
+            ["entered_by"], ["users.id"], name=op.f("fk_env_manifest_receipts_entered_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["supersedes_id"],
+            ["env_manifest_receipts.id"],
+            name=op.f("fk_env_manifest_receipts_supersedes_id_env_manifest_receipts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_env_manifest_receipts_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_manifest_receipts")),
+        sa.UniqueConstraint("supersedes_id", name=op.f("uq_env_manifest_receipts_supersedes_id")),
+    )
+    with op.batch_alter_table("env_manifest_receipts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_env_manifest_receipts_manifest_no"), ["manifest_no"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_env_manifest_receipts_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "env_manifests",
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("manifest_no", sa.String(length=32), nullable=False),
+        sa.Column("shipped_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("shipped_t", sa.Float(), nullable=False),
+        sa.Column("carrier_id", sa.Integer(), nullable=False),
+        sa.Column("vehicle_plate", sa.String(length=16), nullable=False),
+        sa.Column("facility_id", sa.Integer(), nullable=False),
+        sa.Column("supersedes_id", sa.Integer(), nullable=True),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("entered_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=False),
+        sa.CheckConstraint("shipped_t > 0", name=op.f("ck_env_manifests_shipped_t")),
+        sa.ForeignKeyConstraint(
+            ["carrier_id"], ["env_carriers.id"], name=op.f("fk_env_manifests_carrier_id_env_carriers")
+        ),
+        sa.ForeignKeyConstraint(["entered_by"], ["users.id"], name=op.f("fk_env_manifests_entered_by_users")),
+        sa.ForeignKeyConstraint(
+            ["facility_id"], ["env_facilities.id"], name=op.f("fk_env_manifests_facility_id_env_facilities")
+        ),
+        sa.ForeignKeyConstraint(
+            ["supersedes_id"], ["env_manifests.id"], name=op.f("fk_env_manifests_supersedes_id_env_manifests")
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_env_manifests_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_manifests")),
+        sa.UniqueConstraint("supersedes_id", name=op.f("uq_env_manifests_supersedes_id")),
+    )
+    with op.batch_alter_table("env_manifests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_env_manifests_facility_id"), ["facility_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_manifests_manifest_no"), ["manifest_no"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_manifests_shipped_at"), ["shipped_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_manifests_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "env_production_reports",
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("process_id", sa.Integer(), nullable=False),
+        sa.Column("produced_on", sa.Date(), nullable=False),
+        sa.Column("aluminium_t", sa.Float(), nullable=False),
+        sa.Column("supersedes_id", sa.Integer(), nullable=True),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("entered_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=False),
+        sa.CheckConstraint("aluminium_t >= 0", name=op.f("ck_env_production_reports_aluminium_t")),
+        sa.ForeignKeyConstraint(
+            ["entered_by"], ["users.id"], name=op.f("fk_env_production_reports_entered_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["process_id"],
+            ["env_smelter_processes.id"],
+            name=op.f("fk_env_production_reports_process_id_env_smelter_processes"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["supersedes_id"],
+            ["env_production_reports.id"],
+            name=op.f("fk_env_production_reports_supersedes_id_env_production_reports"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_env_production_reports_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_production_reports")),
+        sa.UniqueConstraint("supersedes_id", name=op.f("uq_env_production_reports_supersedes_id")),
+    )
+    with op.batch_alter_table("env_production_reports", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_env_production_reports_produced_on"), ["produced_on"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_env_production_reports_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "env_stock_counts",
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("counted_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ash_t", sa.Float(), nullable=False),
+        sa.Column("supersedes_id", sa.Integer(), nullable=True),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("entered_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=False),
+        sa.CheckConstraint("ash_t >= 0", name=op.f("ck_env_stock_counts_ash_t")),
+        sa.ForeignKeyConstraint(
+            ["entered_by"], ["users.id"], name=op.f("fk_env_stock_counts_entered_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["supersedes_id"],
+            ["env_stock_counts.id"],
+            name=op.f("fk_env_stock_counts_supersedes_id_env_stock_counts"),
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_env_stock_counts_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_env_stock_counts")),
+        sa.UniqueConstraint("supersedes_id", name=op.f("uq_env_stock_counts_supersedes_id")),
+    )
+    with op.batch_alter_table("env_stock_counts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_env_stock_counts_counted_at"), ["counted_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_env_stock_counts_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
         "liaison_assignments",
         sa.Column("unit_id", sa.Integer(), nullable=False),
         sa.Column("officer_id", sa.Integer(), nullable=False),
@@ -238,26 +546,102 @@ def upgrade() -> None:
     with op.batch_alter_table("liaison_assignments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_liaison_assignments_officer_id"), ["officer_id"], unique=False)
 
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("title", sa.String(length=120), nullable=False),
+        sa.Column("body", sa.String(length=500), nullable=False),
+        sa.Column("link", sa.String(length=200), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["outbox_events.id"], name=op.f("fk_notifications_event_id_outbox_events")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_notifications_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+        sa.UniqueConstraint("user_id", "event_id", name=op.f("uq_notifications_user_id")),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notifications_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_user_id"), ["user_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_user_id"))
+        batch_op.drop_index(batch_op.f("ix_notifications_created_at"))
+
+    op.drop_table("notifications")
     with op.batch_alter_table("liaison_assignments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_liaison_assignments_officer_id"))
 
     op.drop_table("liaison_assignments")
+    with op.batch_alter_table("env_stock_counts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_stock_counts_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_env_stock_counts_counted_at"))
+
+    op.drop_table("env_stock_counts")
+    with op.batch_alter_table("env_production_reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_production_reports_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_env_production_reports_produced_on"))
+
+    op.drop_table("env_production_reports")
+    with op.batch_alter_table("env_manifests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_manifests_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_env_manifests_shipped_at"))
+        batch_op.drop_index(batch_op.f("ix_env_manifests_manifest_no"))
+        batch_op.drop_index(batch_op.f("ix_env_manifests_facility_id"))
+
+    op.drop_table("env_manifests")
+    with op.batch_alter_table("env_manifest_receipts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_manifest_receipts_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_env_manifest_receipts_manifest_no"))
+
+    op.drop_table("env_manifest_receipts")
+    with op.batch_alter_table("env_eco_patrols", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_eco_patrols_zone_id"))
+        batch_op.drop_index(batch_op.f("ix_env_eco_patrols_station_id"))
+        batch_op.drop_index(batch_op.f("ix_env_eco_patrols_started_at"))
+
+    op.drop_table("env_eco_patrols")
+    with op.batch_alter_table("env_eco_incidents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_eco_incidents_zone_id"))
+        batch_op.drop_index(batch_op.f("ix_env_eco_incidents_station_id"))
+        batch_op.drop_index(batch_op.f("ix_env_eco_incidents_occurred_at"))
+        batch_op.drop_index(batch_op.f("ix_env_eco_incidents_kind"))
+
+    op.drop_table("env_eco_incidents")
     with op.batch_alter_table("auth_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_auth_sessions_user_id"))
 
     op.drop_table("auth_sessions")
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_zone_id"))
         batch_op.drop_index(batch_op.f("ix_users_unit_id"))
         batch_op.drop_index(batch_op.f("ix_users_team_id"))
         batch_op.drop_index(batch_op.f("ix_users_station_id"))
         batch_op.drop_index(batch_op.f("ix_users_service_point_id"))
 
     op.drop_table("users")
+    with op.batch_alter_table("env_smelter_processes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_smelter_processes_unit_id"))
+
+    op.drop_table("env_smelter_processes")
+    with op.batch_alter_table("env_alerts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_env_alerts_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_env_alerts_status"))
+        batch_op.drop_index(batch_op.f("ix_env_alerts_kind"))
+        batch_op.drop_index(batch_op.f("ix_env_alerts_facility_id"))
+
+    op.drop_table("env_alerts")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contacts_unit_id"))
 
@@ -267,6 +651,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_units_station_id"))
         batch_op.drop_index(batch_op.f("ix_units_service_point_id"))
         batch_op.drop_index(batch_op.f("ix_units_name"))
+        batch_op.drop_index(batch_op.f("ix_units_joint_zone_id"))
         batch_op.drop_index(batch_op.f("ix_units_category_code"))
 
     op.drop_table("units")
@@ -278,11 +663,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_mediation_teams_station_id"))
 
     op.drop_table("mediation_teams")
+    with op.batch_alter_table("joint_zones", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_joint_zones_station_id"))
+
+    op.drop_table("joint_zones")
     with op.batch_alter_table("stations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_stations_bureau_id"))
 
     op.drop_table("stations")
     op.drop_table("unit_categories")
+    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_events_topic"))
+        batch_op.drop_index(batch_op.f("ix_outbox_events_dispatched_at"))
+        batch_op.drop_index(batch_op.f("ix_outbox_events_available_at"))
+
+    op.drop_table("outbox_events")
+    op.drop_table("env_facilities")
+    op.drop_table("env_carriers")
     op.drop_table("bureaus")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_ts"))

@@ -263,6 +263,7 @@ def user_create(
     unit_id: int | None = None,
     service_point_id: int | None = None,
     team_id: int | None = None,
+    zone_id: int | None = None,
 ) -> None:
     """Create an account; the password is read from standard input or a prompt."""
     from eqian.core import auth
@@ -296,6 +297,7 @@ def user_create(
                     unit_id=unit_id,
                     service_point_id=service_point_id,
                     team_id=team_id,
+                    zone_id=zone_id,
                 )
         except AppError as exc:
             console.print(f"[red]{exc.message}[/red]")

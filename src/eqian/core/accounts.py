@@ -18,6 +18,8 @@ class Role(enum.StrEnum):
     UNIT_SECURITY = "unit_security"
     MEDIATOR = "mediator"
     SERVICE_POINT_STAFF = "service_point_staff"
+    # An officer of a partner agency (e.g. 吴江 police at the joint 乔溇 station): one joint zone only.
+    PARTNER_OFFICER = "partner_officer"
 
 
 ROLE_LABELS_ZH: dict[Role, str] = {
@@ -27,6 +29,7 @@ ROLE_LABELS_ZH: dict[Role, str] = {
     Role.UNIT_SECURITY: "单位安保负责人",
     Role.MEDIATOR: "调解员",
     Role.SERVICE_POINT_STAFF: "自治服务点工作人员",
+    Role.PARTNER_OFFICER: "协作单位民警",
 }
 
 
@@ -35,7 +38,7 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(
             "role IN ('bureau_admin', 'station_officer', 'liaison_officer', 'unit_security', 'mediator', "
-            "'service_point_staff')",
+            "'service_point_staff', 'partner_officer')",
             name="role",
         ),
     )
@@ -50,6 +53,7 @@ class User(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     service_point_id: Mapped[int | None] = mapped_column(ForeignKey("service_points.id"), index=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("mediation_teams.id"), index=True)
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("joint_zones.id"), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -220,6 +220,7 @@ _ANCHOR_BY_ROLE = {
     Role.UNIT_SECURITY: "unit_id",
     Role.MEDIATOR: "team_id",
     Role.SERVICE_POINT_STAFF: "service_point_id",
+    Role.PARTNER_OFFICER: "zone_id",
 }
 
 
@@ -235,6 +236,7 @@ async def create_user(
     unit_id: int | None = None,
     service_point_id: int | None = None,
     team_id: int | None = None,
+    zone_id: int | None = None,
     check_password: bool = True,
 ) -> User:
     actor.require_role(Role.BUREAU_ADMIN)
@@ -245,6 +247,7 @@ async def create_user(
         "unit_id": unit_id,
         "service_point_id": service_point_id,
         "team_id": team_id,
+        "zone_id": zone_id,
     }
     needed = _ANCHOR_BY_ROLE.get(role)
     if needed and anchors[needed] is None:

@@ -20,6 +20,7 @@ class ScopeKind(enum.StrEnum):
     UNITS = "units"
     LIAISON = "liaison"  # the units whose liaison officer is this user
     TEAM = "team"
+    ZONE = "zone"  # a cross-agency joint zone: its units, eco incidents and patrols
     NONE = "none"
 
 
@@ -30,6 +31,7 @@ class Scope:
     service_point_ids: frozenset[int] = field(default_factory=frozenset)
     unit_ids: frozenset[int] = field(default_factory=frozenset)
     team_ids: frozenset[int] = field(default_factory=frozenset)
+    zone_ids: frozenset[int] = field(default_factory=frozenset)
     liaison_user_id: int | None = None
 
     @property
@@ -56,6 +58,8 @@ def resolve_scope(user: User) -> Scope:
         return Scope(ScopeKind.TEAM, team_ids=_ids(user.team_id))
     if role is Role.SERVICE_POINT_STAFF and user.service_point_id is not None:
         return Scope(ScopeKind.SERVICE_POINTS, service_point_ids=_ids(user.service_point_id))
+    if role is Role.PARTNER_OFFICER and user.zone_id is not None:
+        return Scope(ScopeKind.ZONE, zone_ids=_ids(user.zone_id))
     return Scope(ScopeKind.NONE)
 
 

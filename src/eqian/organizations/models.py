@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from eqian.core.db import Base, UTCDateTime, utcnow
@@ -73,6 +73,8 @@ class Unit(Base):
     employee_count: Mapped[int] = mapped_column(Integer, default=0)
     above_scale: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    # Set by the service from the coordinates; a partner agency's officers see these units.
+    joint_zone_id: Mapped[int | None] = mapped_column(ForeignKey("joint_zones.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -112,3 +114,20 @@ class LiaisonAssignment(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
     officer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JointZone(Base):
+    """A cross-agency joint zone (e.g. the 9.2 km² core area around the 乔溇 joint station).
+
+    Officers of the partner agency get accounts scoped to one zone. The boundary is a polygon of
+    (lat, lng) pairs; membership of units is derived from their coordinates.
+    """
+
+    __tablename__ = "joint_zones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    partner_agency: Mapped[str] = mapped_column(String(100))
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
+    polygon: Mapped[list[list[float]]] = mapped_column(JSON)

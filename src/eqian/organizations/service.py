@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, select, true
+from sqlalchemy import ColumnElement, Select, false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -13,11 +13,13 @@ from sqlalchemy.orm import aliased
 from eqian.core import audit
 from eqian.core.accounts import Role, User
 from eqian.core.errors import Conflict, NotFound, ValidationFailed, field_error
+from eqian.core.geo import point_in_polygon
 from eqian.core.ids import mask_mobile
 from eqian.core.permissions import REVEAL_ROLES, Principal, Scope, ScopeKind
 from eqian.organizations import schemas
 from eqian.organizations.models import (
     Contact,
+    JointZone,
     LiaisonAssignment,
     ServicePoint,
     Station,
@@ -43,6 +45,8 @@ def unit_clause(scope: Scope) -> ColumnElement[bool]:
             return Unit.service_point_id.in_(scope.service_point_ids)
         case ScopeKind.UNITS:
             return Unit.id.in_(scope.unit_ids)
+        case ScopeKind.ZONE:
+            return Unit.joint_zone_id.in_(scope.zone_ids)
         case ScopeKind.LIAISON:
             return Unit.id.in_(
                 select(LiaisonAssignment.unit_id).where(LiaisonAssignment.officer_id == scope.liaison_user_id)
@@ -80,6 +84,38 @@ def _require_station_in_scope(actor: Principal, station_id: int) -> None:
     if actor.scope.kind is ScopeKind.STATIONS and station_id in actor.scope.station_ids:
         return
     raise NotFound("派出所不存在或不在您的辖区内", details=[{"field": "station_id", "code": "not_found"}])
+
+
+# --- joint zones ----------------------------------------------------------------------------
+
+
+async def load_zones(session: AsyncSession) -> list[JointZone]:
+    return list(await session.scalars(select(JointZone).order_by(JointZone.id)))
+
+
+def zone_containing(zones: list[JointZone], lat: float | None, lng: float | None) -> int | None:
+    if lat is None or lng is None:
+        return None
+    for zone in zones:
+        if point_in_polygon((lat, lng), [(p[0], p[1]) for p in zone.polygon]):
+            return zone.id
+    return None
+
+
+async def refresh_unit_zones(session: AsyncSession, credit_codes: list[str] | None = None) -> int:
+    """Re-derive ``joint_zone_id`` from coordinates (after an import, or when a zone changes)."""
+    zones = await load_zones(session)
+    query = select(Unit.id, Unit.lat, Unit.lng, Unit.joint_zone_id)
+    if credit_codes is not None:
+        query = query.where(Unit.credit_code.in_(credit_codes))
+    changes = [
+        {"id": uid, "joint_zone_id": zone}
+        for uid, lat, lng, current in (await session.execute(query)).all()
+        if (zone := zone_containing(zones, lat, lng)) != current
+    ]
+    if changes:
+        await session.execute(update(Unit), changes)
+    return len(changes)
 
 
 # --- stations and service points ---------------------------------------------------------------
@@ -346,6 +382,7 @@ async def create_unit(
     )
     await _require_unique_credit_code(session, data.credit_code)
     unit = Unit(**data.model_dump())
+    unit.joint_zone_id = zone_containing(await load_zones(session), unit.lat, unit.lng)
     session.add(unit)
     await session.flush()
     await audit.record(
@@ -387,6 +424,8 @@ async def update_unit(
     changes = {k: [getattr(unit, k), v] for k, v in given.items() if getattr(unit, k) != v}
     for key, value in given.items():
         setattr(unit, key, value)
+    if "lat" in given or "lng" in given:
+        unit.joint_zone_id = zone_containing(await load_zones(session), unit.lat, unit.lng)
     if changes:
         await audit.record(
             session,

@@ -42,7 +42,7 @@ from eqian.core.ids import IdentifierError, validate_credit_code
 from eqian.core.permissions import Principal, ScopeKind
 from eqian.organizations.categories import STATUS_LABELS_ZH, UNIT_STATUSES
 from eqian.organizations.models import ServicePoint, Station, Unit, UnitCategory
-from eqian.organizations.service import WRITE_ROLES, unit_clause
+from eqian.organizations.service import WRITE_ROLES, refresh_unit_zones, unit_clause
 
 COLUMNS: list[tuple[str, str]] = [
     ("name", "单位名称"),
@@ -700,6 +700,9 @@ async def import_units(
             # Likewise one executemany per distinct set of changed columns, so keep them together.
             batch = sorted(plan.updates, key=lambda u: sorted(u))
             await session.execute(update(Unit), [{**u, "updated_at": now} for u in batch])
+        if plan.creates or plan.updates:
+            # Joint-zone membership follows the coordinates, which an import may have changed.
+            await refresh_unit_zones(session, [v["credit_code"] for _, v in valid])
         await audit.record(
             session,
             actor_id=actor.user_id or None,
