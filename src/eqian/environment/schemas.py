@@ -27,7 +27,7 @@ PatrolKind = Literal["patrol", "persuasion", "rescue"]
 
 class ProcessIn(InputModel):
     name: str = Field(min_length=1, max_length=64)
-    coefficient_kg_per_t: float = Field(gt=0, description="kg of ash per tonne of aluminium; range in config.toml")
+    coefficient_kg_per_t: float = Field(gt=0, description="kg ash per t aluminium, range in config.toml")
 
 
 class ProcessOut(OutputModel):

@@ -16,6 +16,8 @@ from eqian import all_models as _all_models  # noqa: F401 - registers every tabl
 from eqian.core import i18n
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
+from eqian.environment import api as environment_api
+from eqian.environment import pages as environment_pages
 from eqian.organizations import api as organizations_api
 from eqian.organizations import pages as organizations_pages
 from eqian.web import auth_api, errors, pages
@@ -96,5 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(organizations_api.router)
     app.include_router(pages.router)
     app.include_router(organizations_pages.router)
+    app.include_router(environment_api.router)
+    app.include_router(environment_pages.router)
     errors.install(app)
     return app

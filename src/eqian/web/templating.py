@@ -14,7 +14,11 @@ from eqian.core.ids import mask_mobile
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
-TEMPLATE_DIRS = [PACKAGE_ROOT / "web" / "templates", PACKAGE_ROOT / "organizations" / "templates"]
+TEMPLATE_DIRS = [
+    PACKAGE_ROOT / "web" / "templates",
+    PACKAGE_ROOT / "organizations" / "templates",
+    PACKAGE_ROOT / "environment" / "templates",
+]
 
 
 def _local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
