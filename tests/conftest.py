@@ -103,6 +103,7 @@ async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
         database_url=database_url,
         var_dir=tmp_path_factory.mktemp("var"),
         secret_key="test-secret",
+        outbox_poll_seconds=0,  # tests dispatch the outbox themselves, when they mean to
     )
     application = create_app(settings)
     yield application

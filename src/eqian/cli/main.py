@@ -26,6 +26,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
+outbox_app = typer.Typer(help="事件外发 / transactional outbox", no_args_is_help=True)
+environment_app = typer.Typer(help="生态警务 / eco-policing", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(environment_app, name="environment")
 console = Console()
 
 ImportKind = Literal["units"]
@@ -308,3 +312,53 @@ def user_create(
         return 0
 
     raise typer.Exit(asyncio.run(run()))
+
+
+@outbox_app.command("run")
+def outbox_run(
+    once: Annotated[bool, typer.Option(help="deliver what is due and exit")] = False,
+    every: Annotated[float, typer.Option(help="seconds between rounds")] = 2.0,
+) -> None:
+    """Deliver outbox events to their handlers (each server worker also does this by itself)."""
+    from eqian.core import outbox
+    from eqian.web import handlers
+
+    handlers.register_all()
+
+    async def run() -> None:
+        engine = make_engine(get_settings().resolved_database_url())
+        factory = make_sessionmaker(engine)
+        try:
+            if once:
+                total = 0
+                while (n := await outbox.dispatch_pending(factory)) > 0:
+                    total += n
+                console.print(f"[green]{total} events delivered[/green]")
+            else:
+                await outbox.run_dispatcher(factory, every)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@environment_app.command("check")
+def environment_check() -> None:
+    """Run the aluminium-ash checks now (mass balance, manifests, facilities, activity)."""
+    from eqian.core.db import utcnow
+    from eqian.environment.checks import run_checks
+
+    async def run() -> None:
+        engine = make_engine(get_settings().resolved_database_url())
+        try:
+            async with make_sessionmaker(engine)() as session:
+                report = await run_checks(session, now=utcnow())
+                await session.commit()
+        finally:
+            await engine.dispose()
+        console.print(
+            f"[green]new {report.created}, resolved {report.resolved}, open {report.still_open}[/green] "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report.by_kind.items()))
+        )
+
+    asyncio.run(run())

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     session_absolute_minutes: int = Field(default=720, ge=30, le=7 * 24 * 60)
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
+    # How often each worker delivers outbox events; 0 disables the in-process dispatcher
+    # (then run `eqian outbox run`).
+    outbox_poll_seconds: float = Field(default=2.0, ge=0, le=3600)
     demo_password: str = "demo-pass-365"  # noqa: S105 - documented demo-only password
 
     @field_validator("redis_url", mode="before")

@@ -8,6 +8,7 @@ must still be idempotent for side effects outside the database (webhooks, SMS).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,7 @@ async def dispatch_pending(
             event = await session.scalar(lock)
             if event is None:
                 continue
+            topic = event.topic  # rollback expires the row; keep what the log line needs
             try:
                 for handler in _handlers.get(event.topic, []):
                     await handler(session, event)
@@ -91,7 +93,7 @@ async def dispatch_pending(
                 done += 1
             except Exception as exc:  # a failing handler must not stop the others; it is retried
                 await session.rollback()
-                log.warning("outbox event %s (%s) failed: %s", event_id, event.topic, exc)
+                log.warning("outbox event %s (%s) failed: %s", event_id, topic, exc)
                 event = await session.get(OutboxEvent, event_id)
                 if event is not None:
                     event.attempts += 1
@@ -99,3 +101,14 @@ async def dispatch_pending(
                     event.last_error = str(exc)[:500]
                     await session.commit()
     return done
+
+
+async def run_dispatcher(factory: async_sessionmaker[AsyncSession], every_seconds: float) -> None:
+    """Poll and deliver until cancelled; an error in one round never stops the loop."""
+    while True:
+        try:
+            while await dispatch_pending(factory) > 0:
+                pass
+        except Exception:  # the next round retries; a dead dispatcher would lose nothing but be silent
+            log.exception("outbox dispatch round failed")
+        await asyncio.sleep(every_seconds)

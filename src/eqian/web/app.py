@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,14 +15,15 @@ from sqlalchemy import text
 
 from eqian import __version__
 from eqian import all_models as _all_models  # noqa: F401 - registers every table so cross-domain foreign keys resolve
-from eqian.core import i18n
+from eqian.core import i18n, outbox
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.environment import api as environment_api
 from eqian.environment import pages as environment_pages
+from eqian.notifications import api as notifications_api
 from eqian.organizations import api as organizations_api
 from eqian.organizations import pages as organizations_pages
-from eqian.web import auth_api, errors, pages
+from eqian.web import auth_api, errors, handlers, pages
 from eqian.web.templating import PACKAGE_ROOT, make_templates
 
 LANG_COOKIE = "eqian_lang"
@@ -46,9 +49,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(url, sqlite_begin="DEFERRED")
     write_engine = make_engine(url) if settings.is_sqlite else engine
 
+    handlers.register_all()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = None
+        if settings.outbox_poll_seconds > 0:
+            dispatcher = asyncio.create_task(
+                outbox.run_dispatcher(make_sessionmaker(write_engine), settings.outbox_poll_seconds)
+            )
         yield
+        if dispatcher is not None:
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
         await engine.dispose()
         await write_engine.dispose()
 
@@ -98,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(organizations_api.router)
     app.include_router(pages.router)
     app.include_router(organizations_pages.router)
+    app.include_router(notifications_api.router)
     app.include_router(environment_api.router)
     app.include_router(environment_pages.router)
     errors.install(app)

@@ -1,0 +1,33 @@
+"""The signed-in user's notifications."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core.permissions import Principal
+from eqian.core.schemas import Page
+from eqian.notifications import service
+from eqian.notifications.schemas import NotificationOut
+from eqian.web.deps import get_db, get_principal
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+@router.get("", response_model=Page[NotificationOut])
+async def list_notifications(
+    unread: bool = False,
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0),
+    db: AsyncSession = Depends(get_db),
+    actor: Principal = Depends(get_principal),
+) -> Page[NotificationOut]:
+    items, total = await service.inbox(db, actor, unread_only=unread, limit=limit, offset=offset)
+    return Page(items=items, total=total)
+
+
+@router.post("/{notification_id}/read", response_model=NotificationOut)
+async def read_notification(
+    notification_id: int, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
+) -> NotificationOut:
+    return await service.mark_read(db, actor, notification_id)

@@ -1,0 +1,131 @@
+"""The outbox delivers every committed event exactly once into the database, and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from eqian.core import outbox
+from eqian.core.accounts import Role, User
+from eqian.environment import events as environment_events
+from eqian.environment.models import EnvAlert
+from eqian.notifications.models import Notification
+from eqian.organizations.models import JointZone, Unit
+from tests.factories import World, make_world
+
+TOPIC = "test.ping"
+
+
+@pytest.fixture
+async def world(db: AsyncSession) -> World:
+    return await make_world(db)
+
+
+@pytest.fixture
+def recorded() -> list[int]:
+    seen: list[int] = []
+
+    async def handler(session: AsyncSession, event: outbox.OutboxEvent) -> None:
+        if event.payload.get("fail"):
+            raise RuntimeError("handler failed")
+        seen.append(event.payload["n"])
+
+    outbox._handlers[TOPIC] = [handler]
+    yield seen
+    outbox._handlers.pop(TOPIC, None)
+
+
+async def test_only_committed_events_are_delivered_once(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], recorded: list[int]
+) -> None:
+    async with sessionmaker() as s:
+        outbox.emit(s, TOPIC, {"n": 1})
+        await s.commit()
+    async with sessionmaker() as s:
+        outbox.emit(s, TOPIC, {"n": 2})
+        await s.rollback()  # the change failed: its event must never leave
+    assert await outbox.dispatch_pending(sessionmaker) == 1
+    assert await outbox.dispatch_pending(sessionmaker) == 0
+    assert recorded == [1]
+    assert await db.scalar(select(func.count()).select_from(outbox.OutboxEvent)) == 1
+
+
+async def test_a_failing_handler_is_retried_later_and_does_not_block_others(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], recorded: list[int]
+) -> None:
+    async with sessionmaker() as s:
+        outbox.emit(s, TOPIC, {"n": 1, "fail": True})
+        outbox.emit(s, TOPIC, {"n": 2})
+        await s.commit()
+    assert await outbox.dispatch_pending(sessionmaker) == 1
+    assert recorded == [2]
+    failed = await db.scalar(select(outbox.OutboxEvent).where(outbox.OutboxEvent.dispatched_at.is_(None)))
+    assert failed is not None
+    assert (failed.attempts, failed.last_error) == (1, "handler failed")
+    assert failed.available_at > failed.created_at  # backed off, not retried in a hot loop
+    assert await outbox.dispatch_pending(sessionmaker) == 0
+
+
+async def test_environment_alert_reaches_bureau_station_and_partner_once(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], world: World
+) -> None:
+    environment_events.register()
+    zone = JointZone(
+        code="qiaolou",
+        name="乔溇核心区",
+        partner_agency="吴江分局",
+        station_id=world.station_a,
+        polygon=[[30.9, 120.2], [30.9, 120.3], [30.8, 120.3], [30.8, 120.2]],
+    )
+    db.add(zone)
+    await db.flush()
+    unit = await db.get(Unit, world.units["a1"])
+    assert unit is not None
+    unit.joint_zone_id = zone.id
+    partner = User(
+        username="partner",
+        display_name="吴江民警",
+        password_hash="x",
+        role=Role.PARTNER_OFFICER.value,
+        zone_id=zone.id,
+    )
+    db.add(partner)
+    await db.commit()
+    async with sessionmaker() as s:
+        alert = EnvAlert(
+            fingerprint="unaccounted_ash:1:2026-10",
+            unit_id=unit.id,
+            kind="unaccounted_ash",
+            severity="red",
+            period="2026-10",
+            message="铝灰去向不明 41.2 吨",
+            evidence={},
+        )
+        s.add(alert)
+        await s.flush()
+        event = outbox.emit(
+            s,
+            environment_events.ALERT_TOPIC,
+            {"alert_id": alert.id, "unit_id": unit.id, "station_id": world.station_a, "zone_id": zone.id},
+        )
+        await s.commit()
+        event_id = event.id
+    assert await outbox.dispatch_pending(sessionmaker) == 1
+    rows = (
+        await db.execute(
+            select(User.username, Notification.body, Notification.link)
+            .join(Notification, Notification.user_id == User.id)
+            .order_by(User.username)
+        )
+    ).all()
+    assert [r[0] for r in rows] == ["bureau_admin", "partner", "station_officer"]
+    assert {r[1] for r in rows} == {"铝灰去向不明 41.2 吨"}
+    assert rows[0][2] == f"/environment/smelters/{unit.id}?period=2026-10"
+    # A redelivery (a crash after the handler ran but before the event was marked) adds nothing.
+    async with sessionmaker() as s:
+        ev = await s.get(outbox.OutboxEvent, event_id)
+        assert ev is not None
+        await environment_events.on_alert(s, ev)
+        await s.commit()
+    assert await db.scalar(select(func.count()).select_from(Notification)) == 3
