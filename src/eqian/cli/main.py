@@ -13,8 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eqian import all_models  # noqa: F401 - every table registered, so foreign keys resolve in any command
 from eqian.core.config import get_settings
 from eqian.core.db import make_engine, make_sessionmaker
+from eqian.core.errors import AppError
 from eqian.core.permissions import Principal
 
 app = typer.Typer(help="e企安·365 — 警企共治平台", no_args_is_help=True)
@@ -169,6 +171,9 @@ def import_cmd(
                 for err in exc.errors:
                     console.print(f"  第 {err.line} 行 {err.field or ''}: {err.message} [{err.code}]")
                 return 1
+            except AppError as exc:
+                console.print(f"[red]{exc.message}[/red]")
+                return 1
         prefix = "试运行，未写入 / dry run, nothing written: would " if dry_run else ""
         console.print(
             f"[green]{prefix}create {result.created}, update {result.updated}, "
@@ -190,12 +195,17 @@ def export_cmd(
 
     _require_kind(kind)
 
-    async def run() -> None:
+    async def run() -> int:
         async with _actor_session(as_user) as (session, actor):
-            n = await transfer.export_units(session, actor, file)
+            try:
+                n = await transfer.export_units(session, actor, file)
+            except AppError as exc:
+                console.print(f"[red]{exc.message}[/red]")
+                return 1
         console.print(f"[green]{n} rows written to {file}[/green]")
+        return 0
 
-    asyncio.run(run())
+    raise typer.Exit(asyncio.run(run()))
 
 
 def _require_kind(kind: str) -> None:
@@ -222,6 +232,8 @@ class _actor_session:
         if self.username:
             user = await self.session.scalar(select(User).where(User.username == self.username))
             if user is None:
+                # __aexit__ does not run when __aenter__ raises: close here.
+                await self.__aexit__()
                 console.print(f"[red]no such user: {self.username}[/red]")
                 raise typer.Exit(2)
             actor = Principal.of(user, ip="cli")

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit
@@ -268,7 +269,7 @@ async def create_user(
     session.add(user)
     try:
         await session.flush()
-    except Exception as exc:  # a dangling anchor id violates a foreign key
+    except IntegrityError as exc:  # a dangling anchor id violates a foreign key
         await session.rollback()
         raise AppError("关联的组织不存在", code="invalid_reference") from exc
     await audit.record(

@@ -59,12 +59,17 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.var_dir / "secret_key"
-        if path.exists():
-            return path.read_text(encoding="utf-8").strip()
+        if path.exists() and (existing := path.read_text(encoding="utf-8").strip()):
+            return existing
         self.var_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        path.write_text(key, encoding="utf-8")
-        path.chmod(0o600)
+        # Created 0600 from the start and renamed into place, so no reader ever sees it half
+        # written or world-readable.
+        tmp = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(key)
+        os.replace(tmp, path)
         return key
 
     @property

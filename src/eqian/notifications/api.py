@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import Principal
-from eqian.core.schemas import Page
+from eqian.core.schemas import IdPath, Limit, Offset, Page
 from eqian.notifications import service
 from eqian.notifications.schemas import NotificationOut
 from eqian.web.deps import get_db, get_principal
@@ -17,8 +17,8 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 @router.get("", response_model=Page[NotificationOut])
 async def list_notifications(
     unread: bool = False,
-    limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 50,
+    offset: Offset = 0,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> Page[NotificationOut]:
@@ -28,6 +28,6 @@ async def list_notifications(
 
 @router.post("/{notification_id}/read", response_model=NotificationOut)
 async def read_notification(
-    notification_id: int, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
+    notification_id: IdPath, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
 ) -> NotificationOut:
     return await service.mark_read(db, actor, notification_id)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import Principal
-from eqian.core.schemas import Page
+from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, Page
 from eqian.organizations import schemas, service
 from eqian.web.deps import get_db, get_principal
 
@@ -23,14 +23,14 @@ async def list_stations(
 
 @router.get("/stations/{station_id}", response_model=schemas.StationOut)
 async def get_station(
-    station_id: int, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
+    station_id: IdPath, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
 ) -> schemas.StationOut:
     return await service.get_station(db, actor, station_id)
 
 
 @router.get("/service-points", response_model=Page[schemas.ServicePointOut])
 async def list_service_points(
-    station_id: int | None = None,
+    station_id: IdQuery = None,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> Page[schemas.ServicePointOut]:
@@ -48,15 +48,15 @@ async def list_categories(
 
 @router.get("/units", response_model=Page[schemas.UnitOut])
 async def list_units(
-    station_id: int | None = None,
+    station_id: IdQuery = None,
     category: str | None = Query(default=None, max_length=32),
-    service_point_id: int | None = None,
+    service_point_id: IdQuery = None,
     status: schemas.UnitStatus | None = None,
     above_scale: bool | None = None,
     q: str | None = Query(default=None, max_length=100),
     sort: schemas.UnitSort = "name",
-    limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 50,
+    offset: Offset = 0,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> Page[schemas.UnitOut]:
@@ -84,14 +84,14 @@ async def create_unit(
 
 @router.get("/units/{unit_id}", response_model=schemas.UnitDetail)
 async def get_unit(
-    unit_id: int, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
+    unit_id: IdPath, db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
 ) -> schemas.UnitDetail:
     return await service.get_unit(db, actor, unit_id)
 
 
 @router.patch("/units/{unit_id}", response_model=schemas.UnitDetail)
 async def update_unit(
-    unit_id: int,
+    unit_id: IdPath,
     body: schemas.UnitUpdate,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
@@ -101,7 +101,7 @@ async def update_unit(
 
 @router.put("/units/{unit_id}/liaison", response_model=schemas.UnitDetail)
 async def assign_liaison(
-    unit_id: int,
+    unit_id: IdPath,
     body: schemas.LiaisonAssign,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
@@ -111,7 +111,7 @@ async def assign_liaison(
 
 @router.post("/units/{unit_id}/contacts", response_model=schemas.ContactOut, status_code=201)
 async def add_contact(
-    unit_id: int,
+    unit_id: IdPath,
     body: schemas.ContactCreate,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
@@ -121,8 +121,8 @@ async def add_contact(
 
 @router.post("/units/{unit_id}/contacts/{contact_id}/reveal", response_model=schemas.RevealedContact)
 async def reveal_contact(
-    unit_id: int,
-    contact_id: int,
+    unit_id: IdPath,
+    contact_id: IdPath,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> schemas.RevealedContact:

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import REVEAL_ROLES, Principal
+from eqian.core.schemas import IdPath
 from eqian.organizations import schemas, service
 from eqian.organizations.categories import STATUS_LABELS_ZH
 from eqian.web.deps import get_db, get_principal
@@ -20,7 +21,7 @@ PAGE_SIZE = 50
 
 def _opt_int(value: str | None) -> int | None:
     # Empty <select> options arrive as "", which means "no filter", not a bad request.
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 @router.get("/units", response_class=HTMLResponse)
@@ -68,7 +69,7 @@ async def unit_list(
 @router.get("/units/{unit_id}", response_class=HTMLResponse)
 async def unit_detail(
     request: Request,
-    unit_id: int,
+    unit_id: IdPath,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> Response:
@@ -88,8 +89,8 @@ async def unit_detail(
 @router.post("/units/{unit_id}/contacts/{contact_id}/reveal", response_class=HTMLResponse)
 async def reveal_contact(
     request: Request,
-    unit_id: int,
-    contact_id: int,
+    unit_id: IdPath,
+    contact_id: IdPath,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> Response:
@@ -100,7 +101,7 @@ async def reveal_contact(
 @router.get("/stations/{station_id}", response_class=HTMLResponse)
 async def station_overview(
     request: Request,
-    station_id: int,
+    station_id: IdPath,
     db: AsyncSession = Depends(get_db),
     actor: Principal = Depends(get_principal),
 ) -> Response:

@@ -10,6 +10,10 @@ from pydantic import Field, field_validator
 from eqian.core import ids
 from eqian.core.schemas import InputModel, OutputModel
 
+# Seven decimals of a degree is about a centimetre: enough for any address, and few enough digits
+# that every export format (Excel keeps 15 significant digits) gives the stored value back.
+COORD_DECIMALS = 7
+
 UnitStatus = Literal["active", "suspended", "closed"]
 ContactRole = Literal["security_head", "safety_advisor"]
 UnitSort = Literal[
@@ -84,6 +88,10 @@ def _credit_code(value: str) -> str:
         raise ValueError(exc.message) from exc
 
 
+def _round_coord(value: float | None) -> float | None:
+    return None if value is None else round(value, COORD_DECIMALS)
+
+
 class UnitCreate(InputModel):
     name: str = Field(min_length=2, max_length=100)
     credit_code: str
@@ -98,6 +106,7 @@ class UnitCreate(InputModel):
     status: UnitStatus = "active"
 
     _check_credit_code = field_validator("credit_code")(_credit_code)
+    _round_coords = field_validator("lat", "lng")(_round_coord)
 
 
 class UnitUpdate(InputModel):
@@ -112,6 +121,8 @@ class UnitUpdate(InputModel):
     employee_count: int | None = Field(default=None, ge=0, le=1_000_000)
     above_scale: bool | None = None
     status: UnitStatus | None = None
+
+    _round_coords = field_validator("lat", "lng")(_round_coord)
 
     @field_validator("credit_code")
     @classmethod

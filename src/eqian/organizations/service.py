@@ -269,6 +269,8 @@ def _unit_out(unit: Unit, category_name: str, station_name: str, sp_name: str | 
 async def list_units(
     session: AsyncSession, actor: Principal, f: UnitFilters
 ) -> tuple[list[schemas.UnitOut], int]:
+    if f.q and "\x00" in f.q:
+        raise field_error("q", "搜索内容不能包含空字符", "invalid_characters")
     if f.sort not in _SORTS:
         raise field_error("sort", f"不支持的排序字段: {f.sort}", "invalid_sort")
     where = _filtered(actor.scope, f)

@@ -582,6 +582,14 @@ _COMPARED = (
 )
 
 
+def _same(new: Any, old: Any) -> bool:
+    # Spreadsheets keep 15-16 significant digits: a coordinate that comes back a few units in the
+    # 16th digit off is the same place, not a change to write and audit.
+    if isinstance(new, float) and isinstance(old, float):
+        return math.isclose(new, old, rel_tol=1e-12, abs_tol=1e-9)
+    return bool(new == old)
+
+
 @dataclass(frozen=True)
 class ImportPlan:
     creates: list[dict[str, Any]]
@@ -619,7 +627,7 @@ def plan_import(
         target = dict(values)
         if target["station_id"] != current["station_id"] and "service_point_id" not in target:
             target["service_point_id"] = None  # a unit that moves station leaves its old service point
-        changed = {k: target[k] for k in _COMPARED if k in target and target[k] != current[k]}
+        changed = {k: target[k] for k in _COMPARED if k in target and not _same(target[k], current[k])}
         if changed:
             updates.append({"id": current["id"], **changed})
         else:

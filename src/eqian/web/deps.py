@@ -48,7 +48,8 @@ async def _csrf_ok(request: Request, expected: str | None) -> bool:
         form = await request.form()
         value = form.get("csrf_token")
         supplied = value if isinstance(value, str) else None
-    return bool(expected and supplied and hmac.compare_digest(expected, supplied))
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a client may send anything.
+    return bool(expected and supplied and hmac.compare_digest(expected.encode(), supplied.encode()))
 
 
 async def get_auth(

@@ -9,7 +9,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from eqian.core.errors import AppError
 
@@ -37,8 +39,16 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def error_response(request: Request, status: int, code: str, message: str, details: list[Any]) -> Response:
-    if wants_html(request) or request.headers.get("HX-Request"):
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: list[Any],
+    extra_headers: dict[str, str] | None = None,
+) -> Response:
+    is_api = request.url.path.startswith("/api/")
+    if wants_html(request) or (request.headers.get("HX-Request") and not is_api):
         if status == 401:
             login = f"/login?next={quote(request.url.path)}"
             if request.headers.get("HX-Request"):
@@ -50,7 +60,9 @@ def error_response(request: Request, status: int, code: str, message: str, detai
             request, "error.html", {"status": status, "code": code, "message": message}, status_code=status
         )
         return page
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(extra_headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details}}, status_code=status, headers=headers
     )
@@ -59,6 +71,22 @@ def error_response(request: Request, status: int, code: str, message: str, detai
 def _field_of(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")]
     return ".".join(parts) or str(loc[-1] if loc else "")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette names only the first route that matched the path; a path served by several
+    # routes (GET and POST /api/v1/units) must list them all.
+    methods: set[str] = set()
+    pending: list[Any] = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        inner = getattr(route, "original_router", None)  # FastAPI wraps included routers
+        if inner is not None:
+            pending.extend(inner.routes)
+            continue
+        if isinstance(route, APIRoute | Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(route.methods or ())
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -83,7 +111,10 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-        return error_response(request, exc.status_code, code, message, [])
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(request, exc.status_code, code, message, [], headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -74,7 +74,7 @@ async def login_submit(
     settings: Settings = Depends(get_settings),
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf_token):
+    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
         return _login_form(
             request,
             error=i18n.gettext("页面已过期，请重新提交"),
