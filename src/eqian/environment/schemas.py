@@ -30,6 +30,14 @@ class ProcessIn(InputModel):
     coefficient_kg_per_t: float = Field(gt=0, description="kg ash per t aluminium, range in config.toml")
 
 
+class ProcessUpdate(InputModel):
+    """PATCH body of a process; only the fields given change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    coefficient_kg_per_t: float | None = Field(default=None, gt=0)
+    active: bool | None = None
+
+
 class ProcessOut(OutputModel):
     id: int
     unit_id: int
