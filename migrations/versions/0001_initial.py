@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:10:17.471013
+Create Date: 2026-11-23 17:41:18.546883
 """
 
 from collections.abc import Sequence
@@ -202,6 +202,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_units_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_units_service_point_id"), ["service_point_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_units_station_id"), ["station_id"], unique=False)
+        batch_op.create_index("ix_units_station_id_name", ["station_id", "name"], unique=False)
         batch_op.create_index(batch_op.f("ix_units_status"), ["status"], unique=False)
 
     op.create_table(
@@ -648,6 +649,7 @@ def downgrade() -> None:
     op.drop_table("contacts")
     with op.batch_alter_table("units", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_units_status"))
+        batch_op.drop_index("ix_units_station_id_name")
         batch_op.drop_index(batch_op.f("ix_units_station_id"))
         batch_op.drop_index(batch_op.f("ix_units_service_point_id"))
         batch_op.drop_index(batch_op.f("ix_units_name"))
