@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:41:18.546883
+Create Date: 2026-11-23 17:45:09.642423
 """
 
 from collections.abc import Sequence
@@ -428,6 +428,9 @@ def upgrade() -> None:
             batch_op.f("ix_env_manifest_receipts_manifest_no"), ["manifest_no"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_env_manifest_receipts_unit_id"), ["unit_id"], unique=False)
+        batch_op.create_index(
+            "ix_env_manifest_receipts_unit_manifest", ["unit_id", "manifest_no"], unique=False
+        )
 
     op.create_table(
         "env_manifests",
@@ -603,6 +606,7 @@ def downgrade() -> None:
 
     op.drop_table("env_manifests")
     with op.batch_alter_table("env_manifest_receipts", schema=None) as batch_op:
+        batch_op.drop_index("ix_env_manifest_receipts_unit_manifest")
         batch_op.drop_index(batch_op.f("ix_env_manifest_receipts_unit_id"))
         batch_op.drop_index(batch_op.f("ix_env_manifest_receipts_manifest_no"))
 

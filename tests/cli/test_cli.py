@@ -42,6 +42,7 @@ DEMO_ACCOUNTS = (
     "unit_security",
     "mediator",
     "service_point_staff",
+    "partner_officer",
 )
 DEMO_UNITS = 200
 STRONG_PASSWORD = "Zhili-Strong-365"

@@ -26,6 +26,7 @@ from eqian.mediation.models import MediationTeam
 from eqian.organizations.categories import CATEGORIES, UNIT_STATUSES
 from eqian.organizations.models import (
     Contact,
+    JointZone,
     LiaisonAssignment,
     ServicePoint,
     Station,
@@ -35,7 +36,7 @@ from eqian.organizations.models import (
 
 PASSWORD = "Demo-pass-365"
 N_UNITS = 300
-LAT_RANGE = (30.75, 30.92)  # Zhili's bounding box
+LAT_RANGE = (30.75, 30.935)  # Zhili, up to the shore of Lake Tai (乔溇)
 LNG_RANGE = (120.15, 120.38)
 PG_URL = os.environ.get("EQIAN_TEST_PG_URL", "")
 
@@ -154,7 +155,7 @@ async def test_one_account_per_role_with_its_anchor(session: AsyncSession) -> No
     users = {u.username: u for u in (await session.scalars(select(User))).all()}
     assert set(users) == {r.value for r in Role}
     assert all(u.role == name and u.is_active for name, u in users.items())
-    # One argon2 hash shared by all six (hashing is slow by design), so one verification covers them.
+    # One argon2 hash shared by all of them (hashing is slow by design): one verification covers them.
     assert len({u.password_hash for u in users.values()}) == 1
     assert verify_password(users["bureau_admin"].password_hash, PASSWORD)
     assert not verify_password(users["bureau_admin"].password_hash, "wrong-password")
@@ -178,6 +179,14 @@ async def test_one_account_per_role_with_its_anchor(session: AsyncSession) -> No
     point = await session.get(ServicePoint, users["service_point_staff"].service_point_id)
     assert point is not None
     assert point.station_id == zhibei
+
+    # The 吴江 officer of the joint 乔溇 station: the joint zone, nothing else.
+    partner = users["partner_officer"]
+    assert {partner.station_id, partner.unit_id, partner.service_point_id, partner.team_id} == {None}
+    zone = await session.get(JointZone, partner.zone_id)
+    assert zone is not None
+    assert (zone.code, zone.partner_agency, zone.station_id) == ("qiaolou", "苏州市公安局吴江分局", zhibei)
+    assert all(u.zone_id is None for u in users.values() if u is not partner)
 
 
 async def test_mediation_teams(session: AsyncSession) -> None:
@@ -213,6 +222,13 @@ def test_report_and_progress(seeded: Seeded) -> None:
     assert seeded.ticks[-1] == (total, total)
     done = [d for d, _ in seeded.ticks]
     assert done == sorted(done)
+
+
+async def test_the_smelters_count_among_the_units(seeded: Seeded) -> None:
+    assert seeded.report.smelters == 18
+    assert seeded.report.units == N_UNITS
+    with pytest.raises(ValueError, match="at least 19"):
+        await seed_demo(seeded.factory, password=PASSWORD, units=18)
 
 
 async def test_seeding_twice_is_refused(seeded: Seeded) -> None:
@@ -266,7 +282,20 @@ async def test_seed_on_postgresql_advances_the_id_sequences() -> None:
             await s.flush()
             assert highest is not None
             assert unit.id > highest
-            for table in ("bureaus", "stations", "service_points", "mediation_teams", "contacts", "users"):
+            tables = ("bureaus", "stations", "service_points", "mediation_teams", "contacts", "users")
+            env_tables = (
+                "joint_zones",
+                "env_facilities",
+                "env_carriers",
+                "env_smelter_processes",
+                "env_production_reports",
+                "env_stock_counts",
+                "env_manifests",
+                "env_manifest_receipts",
+                "env_eco_incidents",
+                "env_eco_patrols",
+            )
+            for table in (*tables, *env_tables):
                 fresh = await s.scalar(
                     text(
                         f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "  # noqa: S608 - fixed names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -93,6 +94,9 @@ def demo_seed(
     seed: int = 365,
     units: Annotated[int | None, typer.Option(help="override the number of units")] = None,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when data exists")] = False,
+    today: Annotated[
+        datetime.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="the day the data runs up to")
+    ] = None,
 ) -> None:
     """Create a synthetic, deterministic Zhili district and one demo account per role."""
     from eqian.demo.generator import is_seeded, seed_demo
@@ -132,12 +136,22 @@ def demo_seed(
                     password=settings.demo_password,
                     units=units,
                     progress=tick,
+                    today=today.date() if today else None,
                 )
+            # Run the checks once, so the demo opens with its alerts instead of an empty list.
+            from eqian.core.db import utcnow
+            from eqian.environment.checks import run_checks
+
+            async with factory() as session:
+                checks = await run_checks(session, now=utcnow())
+                await session.commit()
         finally:
             await engine.dispose()
         console.print(
             f"[green]{report.stations} 个派出所, {report.service_points} 个自治服务点, "
-            f"{report.units} 家单位, {report.contacts} 名联系人[/green]"
+            f"{report.units} 家单位, {report.contacts} 名联系人; 铝业 {report.smelters} 家, "
+            f"台账 {report.ledger_entries} 条, 生态警情 {report.eco_incidents} 起, "
+            f"巡查 {report.eco_patrols} 次, 新预警 {checks.created} 条[/green]"
         )
         table = Table(title="演示账号 / demo accounts (password: EQIAN_DEMO_PASSWORD)")
         table.add_column("username")
@@ -152,14 +166,19 @@ def demo_seed(
 
 @app.command("import")
 def import_cmd(
-    kind: Annotated[str, typer.Argument(help="units")],
+    kind: Annotated[str, typer.Argument(help="units | ledger")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     as_user: Annotated[str, typer.Option("--as", help="username whose jurisdiction applies")] = "",
+    unit: Annotated[
+        int | None, typer.Option(help="the smelter (unit id) a ledger workbook belongs to")
+    ] = None,
     dry_run: bool = False,
 ) -> None:
     """Import a CSV or XLSX file; any bad row means nothing is imported."""
     from eqian.organizations import transfer
 
+    if kind == "ledger":
+        raise typer.Exit(_import_ledger(file, unit, as_user, dry_run))
     _require_kind(kind)
 
     async def run() -> int:
@@ -206,6 +225,37 @@ def export_cmd(
         return 0
 
     raise typer.Exit(asyncio.run(run()))
+
+
+def _import_ledger(file: Path, unit: int | None, as_user: str, dry_run: bool) -> int:
+    from eqian.environment.transfer import LedgerImportFailed, import_ledger
+
+    if unit is None:
+        console.print("[red]--unit is required for a ledger workbook[/red]")
+        return 2
+
+    async def run() -> int:
+        async with _actor_session(as_user) as (session, actor):
+            try:
+                result = await import_ledger(session, actor, unit, file, dry_run=dry_run)
+            except LedgerImportFailed as exc:
+                console.print(f"[red]{exc.message}[/red]")
+                for err in exc.errors:
+                    console.print(
+                        f"  {err.sheet} 第 {err.line} 行 {err.field or ''}: {err.message} [{err.code}]"
+                    )
+                return 1
+            except AppError as exc:
+                console.print(f"[red]{exc.message}[/red]")
+                return 1
+        prefix = "试运行，未写入 / dry run, nothing written: would import " if dry_run else "imported "
+        console.print(
+            f"[green]{prefix}{result.production} production reports, {result.stock_counts} stock counts, "
+            f"{result.manifests} manifests[/green]"
+        )
+        return 0
+
+    return asyncio.run(run())
 
 
 def _require_kind(kind: str) -> None:

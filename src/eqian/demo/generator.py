@@ -23,13 +23,15 @@ from eqian.core.accounts import Role, User
 from eqian.core.db import Base
 from eqian.core.ids import CREDIT_CODE_ALPHABET, make_credit_code
 from eqian.core.passwords import hash_password
-from eqian.demo import names
+from eqian.demo import environment, names
+from eqian.demo.environment import EnvironmentPlan
 from eqian.demo.names import NameTemplate, StationPlace
 from eqian.mediation.models import MediationTeam
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import (
     Bureau,
     Contact,
+    JointZone,
     LiaisonAssignment,
     ServicePoint,
     Station,
@@ -78,9 +80,17 @@ def _table(model: type[Base]) -> Table:
 
 
 # Explicit ids go into these tables; PostgreSQL's sequences must be moved past them afterwards.
-_ID_TABLES: tuple[Table, ...] = tuple(
-    _table(model) for model in (Bureau, Station, ServicePoint, MediationTeam, Unit, Contact, User)
+_ID_MODELS: tuple[type[Base], ...] = (
+    Bureau,
+    Station,
+    ServicePoint,
+    MediationTeam,
+    Unit,
+    Contact,
+    User,
+    *environment.ID_MODELS,
 )
+_ID_TABLES: tuple[Table, ...] = tuple(_table(model) for model in _ID_MODELS)
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,14 @@ class SeedReport:
     service_points: int
     contacts: int
     users: list[tuple[str, str, str]]  # (username, role, person and scope, for printing)
+    # Eco-policing: smelters are among ``units``; the ledger is current up to ``anchor``.
+    smelters: int = 0
+    ledger_entries: int = 0  # production reports, stock counts, manifests and receipts
+    eco_incidents: int = 0
+    eco_patrols: int = 0
+    anchor: dt.datetime | None = None  # 00:00 Asia/Shanghai of the day seeded for
+    # The two smelters whose ledger hides dumping: for tests and demos, never printed by the CLI.
+    dumping_unit_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -103,6 +121,7 @@ class _Plan:
     users: list[Row] = field(default_factory=list)
     assignments: list[Row] = field(default_factory=list)
     report_users: list[tuple[str, str, str]] = field(default_factory=list)
+    env: EnvironmentPlan | None = None
 
 
 async def is_seeded(session: AsyncSession) -> bool:
@@ -118,8 +137,13 @@ async def seed_demo(
     password: str,
     units: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    today: dt.date | None = None,
 ) -> SeedReport:
     """Create the demo district and one account per role (username = role), all with ``password``.
+
+    ``units`` counts every unit, the 18 aluminium smelters of the eco-policing data among them.
+    Their ledger runs up to the last full day before ``today`` (default: today in Asia/Shanghai);
+    a seed and a day always give the same district.
 
     Raises ``RuntimeError("already seeded")`` when a station exists; the caller decides whether
     that is an error. Everything is written in one transaction.
@@ -127,8 +151,10 @@ async def seed_demo(
     if scale not in UNITS_BY_SCALE:
         raise ValueError(f"unknown scale: {scale!r}")
     n_units = UNITS_BY_SCALE[scale] if units is None else units
-    if n_units < 1:
-        raise ValueError("units must be at least 1")
+    if n_units <= environment.SMELTERS:
+        smelters = environment.SMELTERS
+        raise ValueError(f"units must be at least {smelters + 1} ({smelters} of them are aluminium smelters)")
+    day = environment.local_today() if today is None else today
 
     async with session_factory() as session:
         if await is_seeded(session):
@@ -136,7 +162,7 @@ async def seed_demo(
         taken = await _taken_usernames(session)
         if taken:
             raise RuntimeError(f"demo accounts already exist: {', '.join(sorted(taken))}")
-        # argon2 is deliberately slow; six accounts share one hash of the same password.
+        # argon2 is deliberately slow; the demo accounts share one hash of the same password.
         password_hash = await asyncio.to_thread(hash_password, password)
         first_ids = await _first_free_ids(session)
         bureau_id = await session.scalar(select(Bureau.id).where(Bureau.code == BUREAU_CODE))
@@ -149,6 +175,7 @@ async def seed_demo(
             bureau_id=bureau_id,
             password_hash=password_hash,
             now=now,
+            today=day,
         )
         # Planning 20,000 units with Faker takes a few seconds of CPU; keep the event loop free.
         plan = await asyncio.to_thread(builder.build)
@@ -159,6 +186,10 @@ async def seed_demo(
         await session.execute(insert(_table(Station)), plan.stations)
         await session.execute(insert(_table(ServicePoint)), plan.service_points)
         await session.execute(insert(_table(MediationTeam)), plan.teams)
+        env = plan.env
+        if env is None:  # pragma: no cover - build() always plans it
+            raise RuntimeError("the plan has no eco-policing data")
+        await session.execute(insert(_table(JointZone)), [env.zone])
 
         total = len(plan.units) + len(plan.contacts)
         done = 0
@@ -174,8 +205,13 @@ async def seed_demo(
 
         await session.execute(insert(_table(User)), plan.users)
         await session.execute(insert(_table(LiaisonAssignment)), plan.assignments)
+        await environment.insert_environment(session, env)
         if session.get_bind().dialect.name == "postgresql":
             await _advance_sequences(session)
+        await session.commit()
+        # Fresh statistics for the planner: without them the ledger's joins (manifests to their
+        # receipts) run as nested loops over the whole year, seconds instead of milliseconds.
+        await session.execute(text("ANALYZE"))
         await session.commit()
 
     return SeedReport(
@@ -184,6 +220,12 @@ async def seed_demo(
         service_points=len(plan.service_points),
         contacts=len(plan.contacts),
         users=plan.report_users,
+        smelters=len(env.units),
+        ledger_entries=env.ledger_rows,
+        eco_incidents=len(env.incidents),
+        eco_patrols=len(env.patrols),
+        anchor=env.anchor,
+        dumping_unit_ids=env.dumping_unit_ids,
     )
 
 
@@ -270,7 +312,10 @@ class _Builder:
         bureau_id: int | None,
         password_hash: str,
         now: dt.datetime,
+        today: dt.date,
     ) -> None:
+        self.seed = seed
+        self.today = today
         self.rng = random.Random(seed)
         self.fake = Faker("zh_CN")
         self.fake.seed_instance(seed)
@@ -279,6 +324,7 @@ class _Builder:
         self.first_ids = first_ids
         self.bureau_id = bureau_id if bureau_id is not None else first_ids["bureaus"]
         self.new_bureau = bureau_id is None
+        self.zone_id = first_ids["joint_zones"]
         self.password_hash = password_hash
         self.now = now
         self.places: tuple[StationPlace, ...] = (
@@ -298,6 +344,7 @@ class _Builder:
         self._stations(plan)
         self._teams(plan)
         self._units(plan)
+        self._environment(plan)
         self._accounts(plan)
         return plan
 
@@ -347,7 +394,30 @@ class _Builder:
 
     # --- units and contacts ------------------------------------------------------------------
 
+    def _environment(self, plan: _Plan) -> None:
+        """The 乔溇 joint zone, the smelters (units too) and their ledger, eco incidents, patrols."""
+        env = environment.plan_environment(
+            environment.Context(
+                seed=self.seed,
+                today=self.today,
+                first_ids=self.first_ids,
+                first_unit_id=self.first_ids["units"] + len(plan.units),
+                first_contact_id=self.first_ids["contacts"] + len(plan.contacts),
+                places=self.places,
+                station_ids=self.station_ids,
+                points_by_station=self.points_by_station,
+                credit_code=self._credit_code,
+                mobile=self._mobile,
+                person=self.fake.name,
+                names_used=self.names_used,
+            )
+        )
+        plan.units.extend(env.units)
+        plan.contacts.extend(env.contacts)
+        plan.env = env
+
     def _units(self, plan: _Plan) -> None:
+        n_units = self.n_units - environment.SMELTERS  # the smelters are planned with the ledger
         categories = [c.code for c in CATEGORIES]
         if self.scale == "town":
             station_weights = [p.weight for p in self.places]
@@ -356,7 +426,7 @@ class _Builder:
             zhili_scale = names.ZHILI_CITY_WEIGHT / zhili_sum
             station_weights = [p.weight * zhili_scale if p.in_zhili else p.weight for p in self.places]
         slots: list[tuple[StationPlace, str]] = []
-        for place, n_station in zip(self.places, _apportion(self.n_units, station_weights), strict=True):
+        for place, n_station in zip(self.places, _apportion(n_units, station_weights), strict=True):
             mix = names.ZHILI_MIX if place.in_zhili else names.HUZHOU_MIX
             shares = _apportion(n_station, [mix[c] for c in categories], minimum=1)
             for category, count in zip(categories, shares, strict=True):
@@ -412,6 +482,7 @@ class _Builder:
             "employee_count": employees,
             "above_scale": above_scale,
             "status": status,
+            "joint_zone_id": self.zone_id if environment.in_zone(lat, lng) else None,
             "created_at": joined,
             "updated_at": joined,
         }
@@ -577,14 +648,18 @@ class _Builder:
         )
         team = next(t for t in plan.teams if t["name"] == DEMO_TEAM)
 
-        admin, officer, liaison, mediator, staff = (
+        admin, officer, liaison, mediator, staff, partner = (
             self.fake.name(),
             self.fake.name(),
             self.fake.name(),
             # 平安大姐 are women entrepreneurs; zh_CN's name_female() does not know that.
             self.fake.last_name() + self.fake.first_name_female(),
             self.fake.name(),
+            self.fake.name(),
         )
+        if plan.env is None:  # pragma: no cover - build() plans it before the accounts
+            raise RuntimeError("the plan has no eco-policing data")
+        zone = plan.env.zone
         head = self.security_heads[unit["id"]]
         accounts: list[tuple[Role, str, dict[str, int], str]] = [
             (Role.BUREAU_ADMIN, f"{admin}（织里分局主战中心）", {}, f"{admin} · {BUREAU_NAME} · 全部辖区"),
@@ -618,6 +693,12 @@ class _Builder:
                 {"service_point_id": point["id"]},
                 f"{staff} · {point['name']}",
             ),
+            (
+                Role.PARTNER_OFFICER,
+                f"{partner}（吴江分局·乔溇联勤）",
+                {"zone_id": zone["id"]},
+                f"{partner} · {zone['partner_agency']} · {zone['name']}",
+            ),
         ]
         user_id = self.first_ids["users"]
         for i, (role, display, anchors, scope) in enumerate(accounts):
@@ -632,6 +713,7 @@ class _Builder:
                     "unit_id": anchors.get("unit_id"),
                     "service_point_id": anchors.get("service_point_id"),
                     "team_id": anchors.get("team_id"),
+                    "zone_id": anchors.get("zone_id"),
                     "is_active": True,
                     "failed_logins": 0,
                     "created_at": self.now,

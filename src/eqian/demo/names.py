@@ -625,3 +625,192 @@ MOBILE_PREFIXES = (
     "198",
     "199",
 )
+
+
+# --- eco-policing: the 乔溇 joint station, aluminium smelters and their ash ----------------------
+
+JOINT_ZONE_CODE = "qiaolou"
+JOINT_ZONE_NAME = "乔溇联勤警务站核心区"
+PARTNER_AGENCY = "苏州市公安局吴江分局"
+# The core area of the 乔溇 eco-policing joint station on the south shore of Lake Tai, north of the
+# town: (lat, lng) around 乔溇村, its north edge along the lake shore. 9.19 km² by polygon_area_km2.
+JOINT_ZONE_POLYGON: tuple[tuple[float, float], ...] = (
+    (30.9288, 120.2738),
+    (30.9306, 120.2855),
+    (30.9297, 120.2991),
+    (30.9270, 120.3072),
+    (30.9153, 120.3081),
+    (30.9035, 120.3027),
+    (30.9017, 120.2901),
+    (30.9053, 120.2765),
+    (30.9171, 120.2720),
+)
+JOINT_ZONE_STREETS = ("乔溇村太湖路", "乔溇港路", "义皋村滨湖路", "幻溇路")
+# Industrial clusters where the other smelters sit: (name, lat, lng); all inside ZHILI_BOX.
+SMELTER_CLUSTERS: tuple[tuple[str, float, float], ...] = (
+    ("轧村工业区", 30.8680, 120.3040),
+    ("大港工业园", 30.8670, 120.2540),
+    ("漾西工业区", 30.8360, 120.3120),
+)
+SMELTER_TEMPLATES: tuple[NameTemplate, ...] = (
+    T("湖州织里{g}铝业有限公司", "91"),
+    T("湖州织里{g}铝业有限公司", "91"),
+    T("湖州{g}铝业有限公司", "91"),
+    T("湖州{p}{g}金属材料有限公司", "91"),
+    T("湖州{g}铝材科技有限公司", "91"),
+    T("湖州织里{g}有色金属制品有限公司", "91"),
+    T("浙江{g}再生资源科技有限公司", "91", BIG),
+)
+
+
+class ProcessKind(NamedTuple):
+    name: str
+    coefficient: tuple[float, float]  # kg of aluminium ash per tonne of aluminium
+    tonnes_per_day: tuple[float, float]  # typical daily output of a line
+
+
+# Every smelter melts; some also refine, alloy, cast or recover metal from their own dross.
+MELTING = ProcessKind("熔炼", (30.0, 50.0), (18.0, 55.0))
+SMELTER_PROCESSES: tuple[ProcessKind, ...] = (
+    ProcessKind("精炼", (20.0, 35.0), (12.0, 40.0)),
+    ProcessKind("铝灰回收", (45.0, 60.0), (2.0, 8.0)),
+    ProcessKind("合金配料", (20.0, 30.0), (8.0, 25.0)),
+    ProcessKind("铸锭", (20.0, 28.0), (10.0, 35.0)),
+)
+
+
+class FacilityPlace(NamedTuple):
+    name: str
+    licence_no: str
+    address: str
+    in_district: bool
+    capacity_t_per_year: float
+    lat: float
+    lng: float
+
+
+DISPOSAL_FACILITIES: tuple[FacilityPlace, ...] = (
+    FacilityPlace(
+        "湖州织里绿源环保科技有限公司",
+        "浙危废经第3305020017号",
+        "湖州市吴兴区织里镇轧村工业区环园路8号",
+        True,
+        12_000,
+        30.8745,
+        120.3185,
+    ),
+    FacilityPlace(
+        "湖州织里南港固废处置有限公司",
+        "浙危废经第3305020031号",
+        "湖州市吴兴区织里镇南环路766号",
+        True,
+        10_000,
+        30.8065,
+        120.2480,
+    ),
+    FacilityPlace(
+        "浙江长兴金洲危废处置有限公司",
+        "浙危废经第3305220045号",
+        "湖州市长兴县李家巷镇金洲路199号",
+        False,
+        15_000,
+        31.0130,
+        119.9520,
+    ),
+    FacilityPlace(
+        "安徽广德华源环保科技有限公司",
+        "皖危废经第3418220012号",
+        "安徽省宣城市广德市经济开发区华源路1号",
+        False,
+        20_000,
+        30.8930,
+        119.4170,
+    ),
+)
+# (name, road transport licence, plate prefix): hazardous goods carriers of Huzhou and Wujiang.
+CARRIERS: tuple[tuple[str, str, str], ...] = (
+    ("湖州织里安达危险品运输有限公司", "浙交运管许可湖字330502000318号", "浙E"),
+    ("湖州吴兴通途物流有限公司", "浙交运管许可湖字330502000457号", "浙E"),
+    ("浙江顺安危险货物运输有限公司", "浙交运管许可湖字330500001026号", "浙E"),
+    ("长兴恒运危险货物运输有限公司", "浙交运管许可湖字330522000233号", "浙E"),
+    ("苏州吴江永通运输有限公司", "苏交运管许可苏字320509000871号", "苏E"),
+)
+PLATE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O on Chinese plates
+
+LAKE_INLETS = ("乔溇港", "义皋港", "幻溇港", "许溇港", "大钱港")
+# Eco incidents: (kind, weight, templates). {n} a small count, {kg} kilos of fish, {t} tonnes,
+# {river} one of LAKE_INLETS.
+ECO_INCIDENTS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    (
+        "fishing",
+        0.45,
+        (
+            "太湖禁渔区内发现有人使用地笼网捕鱼，现场收缴地笼网{n}条",
+            "{river}附近有人夜间驾驶无牌船只非法捕捞，查获渔获物{kg}公斤",
+            "群众举报太湖岸边有人使用电瓶电鱼，民警赶到现场查获电鱼工具一套",
+            "巡逻发现湖面有人布设丝网{n}张，已联合吴江警方收缴",
+            "{river}口有人使用多钩多线垂钓，已劝离并开展禁渔宣传",
+            "太湖大堤外侧有人撒网捕捞，涉嫌违反长江流域禁渔规定，已移交渔政部门",
+        ),
+    ),
+    (
+        "dumping",
+        0.20,
+        (
+            "乔溇村农田边发现倾倒的灰色粉末状固废约{t}吨，疑似铝灰，已取样送检",
+            "太湖大堤外侧河滩发现倾倒的工业固废，散发刺鼻气味，已固定证据",
+            "{river}河道旁发现建筑垃圾倾倒，已通知属地清运",
+            "夜间有货车在村道边倾倒不明废渣，群众拍下车牌后报警",
+        ),
+    ),
+    (
+        "sewage",
+        0.15,
+        (
+            "{river}排口发现污水直排入河，水体发黑有异味",
+            "一家小作坊向河道排放印染废水，河水呈蓝色，已通知生态环境部门",
+            "群众反映{river}入湖口水面漂浮油污",
+        ),
+    ),
+    (
+        "burning",
+        0.20,
+        (
+            "田间发现焚烧秸秆，烟雾较大，已扑灭并教育当事人",
+            "厂区后院露天焚烧废旧布料边角料，已责令停止",
+            "太湖边荒地有人焚烧垃圾，现场已处置",
+        ),
+    ),
+)
+PATROL_NOTES: dict[str, tuple[str, ...]] = {
+    "patrol": (
+        "联合吴江警方开展太湖沿岸巡逻，未发现异常",
+        "对{river}、义皋港沿线开展禁渔巡查",
+        "夜间联勤巡逻，检查停靠船只{n}艘",
+        "联合渔政、吴江警方开展“清网”行动巡查",
+        "巡查沿湖道路及堆场，核查运输车辆{n}辆",
+    ),
+    "persuasion": (
+        "劝离在太湖大堤下野泳人员{n}名，现场开展防溺水宣传",
+        "{river}口劝离戏水游客{n}名",
+        "劝导在禁渔区垂钓、野泳人员{n}名离开",
+    ),
+    "rescue": (
+        "{n}名游客在湖边滑倒落水，民警与吴江同事合力救起，均无大碍",
+        "救助一艘因大风搁浅的渔船，船上{n}人安全上岸",
+        "帮助在芦苇荡迷路的{n}名游客返回岸边",
+    ),
+}
+# Spring Festival (春节) days, when the smelters shut for a week.
+SPRING_FESTIVALS = (
+    "2023-01-22",
+    "2024-02-10",
+    "2025-01-29",
+    "2026-02-17",
+    "2027-02-06",
+    "2028-01-26",
+    "2029-02-13",
+    "2030-02-03",
+    "2031-01-23",
+    "2032-02-11",
+)

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eqian.core.db import Base, UTCDateTime, utcnow
@@ -103,7 +113,11 @@ class ManifestReceipt(_LedgerColumns, Base):
     """The receiving facility's confirmation of a manifest, with the weight it received."""
 
     __tablename__ = "env_manifest_receipts"
-    __table_args__ = (CheckConstraint("received_t >= 0", name="received_t"),)
+    __table_args__ = (
+        CheckConstraint("received_t >= 0", name="received_t"),
+        # Receipts join manifests on (unit_id, manifest_no) in every balance and check.
+        Index("ix_env_manifest_receipts_unit_manifest", "unit_id", "manifest_no"),
+    )
 
     manifest_no: Mapped[str] = mapped_column(String(32), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
