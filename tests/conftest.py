@@ -115,3 +115,10 @@ async def client(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncCli
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps an event loop running in this thread
+    for as long as its browser lives, and no asyncio test may start while it does."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
