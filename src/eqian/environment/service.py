@@ -1051,36 +1051,44 @@ def _period_filters(
     return where
 
 
+async def _list_located(
+    session: AsyncSession, actor: Principal, model: Any, at: Any, f: EcoFilters
+) -> tuple[list[Any], int]:
+    """Eco incidents and patrols: the same scope, filters and order, newest first."""
+    where = _period_filters(at, model.station_id, model.zone_id, actor, f)
+    if f.kind is not None:
+        where.append(model.kind == f.kind)
+    total = await session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+    rows = await session.scalars(
+        select(model).where(*where).order_by(at.desc(), model.id.desc()).limit(f.limit).offset(f.offset)
+    )
+    return list(rows), total
+
+
+async def _get_located(session: AsyncSession, actor: Principal, model: Any, row_id: int, missing: str) -> Any:
+    row = None
+    if _id_ok(row_id):
+        row = await session.scalar(
+            select(model).where(
+                model.id == row_id, _station_zone_clause(actor.scope, model.station_id, model.zone_id)
+            )
+        )
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 async def list_eco_incidents(
     session: AsyncSession, actor: Principal, f: EcoFilters
 ) -> tuple[list[schemas.EcoIncidentOut], int]:
-    where = _period_filters(EcoIncident.occurred_at, EcoIncident.station_id, EcoIncident.zone_id, actor, f)
-    if f.kind is not None:
-        where.append(EcoIncident.kind == f.kind)
-    total = await session.scalar(select(func.count()).select_from(EcoIncident).where(*where)) or 0
-    rows = await session.scalars(
-        select(EcoIncident)
-        .where(*where)
-        .order_by(EcoIncident.occurred_at.desc(), EcoIncident.id.desc())
-        .limit(f.limit)
-        .offset(f.offset)
-    )
+    rows, total = await _list_located(session, actor, EcoIncident, EcoIncident.occurred_at, f)
     return [schemas.EcoIncidentOut.model_validate(r) for r in rows], total
 
 
 async def get_eco_incident(
     session: AsyncSession, actor: Principal, incident_id: int
 ) -> schemas.EcoIncidentOut:
-    row = None
-    if _id_ok(incident_id):
-        row = await session.scalar(
-            select(EcoIncident).where(
-                EcoIncident.id == incident_id,
-                _station_zone_clause(actor.scope, EcoIncident.station_id, EcoIncident.zone_id),
-            )
-        )
-    if row is None:
-        raise NotFound("生态警情不存在")
+    row = await _get_located(session, actor, EcoIncident, incident_id, "生态警情不存在")
     return schemas.EcoIncidentOut.model_validate(row)
 
 
@@ -1121,31 +1129,12 @@ async def create_eco_incident(
 async def list_patrols(
     session: AsyncSession, actor: Principal, f: EcoFilters
 ) -> tuple[list[schemas.PatrolOut], int]:
-    where = _period_filters(EcoPatrol.started_at, EcoPatrol.station_id, EcoPatrol.zone_id, actor, f)
-    if f.kind is not None:
-        where.append(EcoPatrol.kind == f.kind)
-    total = await session.scalar(select(func.count()).select_from(EcoPatrol).where(*where)) or 0
-    rows = await session.scalars(
-        select(EcoPatrol)
-        .where(*where)
-        .order_by(EcoPatrol.started_at.desc(), EcoPatrol.id.desc())
-        .limit(f.limit)
-        .offset(f.offset)
-    )
+    rows, total = await _list_located(session, actor, EcoPatrol, EcoPatrol.started_at, f)
     return [schemas.PatrolOut.model_validate(r) for r in rows], total
 
 
 async def get_patrol(session: AsyncSession, actor: Principal, patrol_id: int) -> schemas.PatrolOut:
-    row = None
-    if _id_ok(patrol_id):
-        row = await session.scalar(
-            select(EcoPatrol).where(
-                EcoPatrol.id == patrol_id,
-                _station_zone_clause(actor.scope, EcoPatrol.station_id, EcoPatrol.zone_id),
-            )
-        )
-    if row is None:
-        raise NotFound("巡查记录不存在")
+    row = await _get_located(session, actor, EcoPatrol, patrol_id, "巡查记录不存在")
     return schemas.PatrolOut.model_validate(row)
 
 
