@@ -424,3 +424,32 @@ def environment_check() -> None:
         )
 
     asyncio.run(run())
+
+
+jobs_app = typer.Typer(help="定时任务 / periodic jobs", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("run")
+def jobs_run(once: Annotated[bool, typer.Option(help="run every job now and exit")] = True) -> None:
+    """Run the periodic jobs (each server worker also runs them by itself)."""
+    from eqian.core import scheduler
+    from eqian.web import handlers
+
+    jobs = handlers.periodic_jobs()
+
+    async def run() -> None:
+        engine = make_engine(get_settings().resolved_database_url())
+        factory = make_sessionmaker(engine)
+        try:
+            if once:
+                done = await scheduler.run_once(factory, jobs)
+                console.print(
+                    "[green]" + (", ".join(f"{k} {v}" for k, v in done.items()) or "no jobs") + "[/green]"
+                )
+            else:
+                await scheduler.run_forever(factory, jobs)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

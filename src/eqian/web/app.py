@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from eqian import __version__
 from eqian import all_models as _all_models  # noqa: F401 - registers every table so cross-domain foreign keys resolve
-from eqian.core import i18n, outbox
+from eqian.core import i18n, outbox, scheduler
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.environment import api as environment_api
@@ -53,16 +53,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        dispatcher = None
+        background = []
         if settings.outbox_poll_seconds > 0:
-            dispatcher = asyncio.create_task(
-                outbox.run_dispatcher(make_sessionmaker(write_engine), settings.outbox_poll_seconds)
+            factory = make_sessionmaker(write_engine)
+            background.append(
+                asyncio.create_task(outbox.run_dispatcher(factory, settings.outbox_poll_seconds))
             )
+            if jobs := handlers.periodic_jobs():
+                background.append(asyncio.create_task(scheduler.run_forever(factory, jobs)))
         yield
-        if dispatcher is not None:
-            dispatcher.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await dispatcher
+                await task
         await engine.dispose()
         await write_engine.dispose()
 
