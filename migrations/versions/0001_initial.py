@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:45:09.642423
+Create Date: 2026-11-23 18:31:32.119327
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_env_facilities_name")),
     )
     op.create_table(
+        "hz_checklist_items",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("category_code", sa.String(length=32), nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.String(length=200), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("sort_order", sa.Integer(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hz_checklist_items")),
+        sa.UniqueConstraint("category_code", "code", name=op.f("uq_hz_checklist_items_category_code")),
+    )
+    with op.batch_alter_table("hz_checklist_items", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_hz_checklist_items_category_code"), ["category_code"], unique=False
+        )
+
+    op.create_table(
         "outbox_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("topic", sa.String(length=64), nullable=False),
@@ -99,6 +117,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("name_zh", name=op.f("uq_unit_categories_name_zh")),
     )
     op.create_table(
+        "workforce_persons",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id_number", sa.String(length=18), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("phone", sa.String(length=11), nullable=False),
+        sa.Column("birth_date", sa.Date(), nullable=False),
+        sa.Column("home_region", sa.String(length=6), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workforce_persons")),
+        sa.UniqueConstraint("id_number", name=op.f("uq_workforce_persons_id_number")),
+    )
+    op.create_table(
         "stations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("bureau_id", sa.Integer(), nullable=False),
@@ -114,6 +144,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("stations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stations_bureau_id"), ["bureau_id"], unique=False)
+
+    op.create_table(
+        "workforce_residences",
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("registered_on", sa.Date(), nullable=True),
+        sa.Column("permit_no", sa.String(length=32), nullable=True),
+        sa.Column("permit_expires_on", sa.Date(), nullable=True),
+        sa.Column("updated_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('unregistered', 'registered', 'permit_issued')",
+            name=op.f("ck_workforce_residences_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["workforce_persons.id"],
+            name=op.f("fk_workforce_residences_person_id_workforce_persons"),
+        ),
+        sa.PrimaryKeyConstraint("person_id", name=op.f("pk_workforce_residences")),
+    )
+    with op.batch_alter_table("workforce_residences", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_workforce_residences_permit_expires_on"), ["permit_expires_on"], unique=False
+        )
 
     op.create_table(
         "joint_zones",
@@ -306,6 +360,94 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_users_team_id"), ["team_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_unit_id"), ["unit_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_zone_id"), ["zone_id"], unique=False)
+
+    op.create_table(
+        "workforce_employments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("hired_on", sa.Date(), nullable=False),
+        sa.Column("left_on", sa.Date(), nullable=True),
+        sa.Column("dormitory", sa.String(length=200), nullable=False),
+        sa.Column("position", sa.String(length=64), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "left_on IS NULL OR left_on >= hired_on", name=op.f("ck_workforce_employments_left_after_hired")
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["workforce_persons.id"],
+            name=op.f("fk_workforce_employments_person_id_workforce_persons"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_workforce_employments_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workforce_employments")),
+    )
+    with op.batch_alter_table("workforce_employments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_workforce_employments_left_on"), ["left_on"], unique=False)
+        batch_op.create_index(batch_op.f("ix_workforce_employments_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(
+            "ix_workforce_employments_unit_id_hired_on", ["unit_id", "hired_on"], unique=False
+        )
+
+    op.create_table(
+        "workforce_reminders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("ref", sa.String(length=32), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["workforce_persons.id"],
+            name=op.f("fk_workforce_reminders_person_id_workforce_persons"),
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_workforce_reminders_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workforce_reminders")),
+        sa.UniqueConstraint("person_id", "reason", "ref", name=op.f("uq_workforce_reminders_person_id")),
+    )
+    op.create_table(
+        "activities",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("station_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("category_code", sa.String(length=32), nullable=True),
+        sa.Column("starts_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("location", sa.String(length=200), nullable=False),
+        sa.Column("organiser_id", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("minutes", sa.Text(), nullable=False),
+        sa.Column("week_start", sa.Date(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('roundtable', 'industry_meeting', 'joint_patrol', 'safety_training', 'antifraud_training')",
+            name=op.f("ck_activities_kind"),
+        ),
+        sa.CheckConstraint("status IN ('planned', 'held', 'cancelled')", name=op.f("ck_activities_status")),
+        sa.CheckConstraint("ends_at >= starts_at", name=op.f("ck_activities_ends_after_start")),
+        sa.ForeignKeyConstraint(
+            ["category_code"],
+            ["unit_categories.code"],
+            name=op.f("fk_activities_category_code_unit_categories"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["organiser_id"], ["users.id"], name=op.f("fk_activities_organiser_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["station_id"], ["stations.id"], name=op.f("fk_activities_station_id_stations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activities")),
+        sa.UniqueConstraint("station_id", "week_start", name="uq_activities_station_week"),
+    )
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.create_index("ix_activities_starts_at", ["starts_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_activities_station_id"), ["station_id"], unique=False)
 
     op.create_table(
         "auth_sessions",
@@ -532,6 +674,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_env_stock_counts_unit_id"), ["unit_id"], unique=False)
 
     op.create_table(
+        "hz_inspections",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("inspector_id", sa.Integer(), nullable=True),
+        sa.Column("inspected_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["inspector_id"], ["users.id"], name=op.f("fk_hz_inspections_inspector_id_users")
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_hz_inspections_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hz_inspections")),
+    )
+    with op.batch_alter_table("hz_inspections", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_hz_inspections_inspected_at"), ["inspected_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_hz_inspections_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
         "liaison_assignments",
         sa.Column("unit_id", sa.Integer(), nullable=False),
         sa.Column("officer_id", sa.Integer(), nullable=False),
@@ -574,11 +735,165 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_notifications_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_notifications_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "activity_invitations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("activity_id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("response", sa.String(length=16), nullable=False),
+        sa.Column("responded_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attended", sa.Boolean(), nullable=True),
+        sa.Column("attendee_count", sa.Integer(), nullable=False),
+        sa.Column("attendee_names", sa.String(length=500), nullable=False),
+        sa.Column("recorded_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "response IN ('invited', 'accepted', 'declined')", name=op.f("ck_activity_invitations_response")
+        ),
+        sa.CheckConstraint("attendee_count >= 0", name=op.f("ck_activity_invitations_attendee_count")),
+        sa.ForeignKeyConstraint(
+            ["activity_id"],
+            ["activities.id"],
+            name=op.f("fk_activity_invitations_activity_id_activities"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_activity_invitations_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activity_invitations")),
+        sa.UniqueConstraint("activity_id", "unit_id", name=op.f("uq_activity_invitations_activity_id")),
+    )
+    with op.batch_alter_table("activity_invitations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_activity_invitations_activity_id"), ["activity_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_activity_invitations_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "activity_issues",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("activity_id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("raised_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["activity_id"],
+            ["activities.id"],
+            name=op.f("fk_activity_issues_activity_id_activities"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["raised_by_id"], ["users.id"], name=op.f("fk_activity_issues_raised_by_id_users")
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_activity_issues_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activity_issues")),
+    )
+    with op.batch_alter_table("activity_issues", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_activity_issues_activity_id"), ["activity_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_activity_issues_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "hz_hazards",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("inspection_id", sa.Integer(), nullable=True),
+        sa.Column("item_id", sa.Integer(), nullable=True),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("found_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deadline", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("overdue_since", eqian.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalation_level", sa.Integer(), nullable=False),
+        sa.Column("updated_at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["inspection_id"], ["hz_inspections.id"], name=op.f("fk_hz_hazards_inspection_id_hz_inspections")
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["hz_checklist_items.id"], name=op.f("fk_hz_hazards_item_id_hz_checklist_items")
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_hz_hazards_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hz_hazards")),
+    )
+    with op.batch_alter_table("hz_hazards", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_hz_hazards_found_at"), ["found_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_hz_hazards_inspection_id"), ["inspection_id"], unique=False)
+        batch_op.create_index("ix_hz_hazards_status_deadline", ["status", "deadline"], unique=False)
+        batch_op.create_index(batch_op.f("ix_hz_hazards_unit_id"), ["unit_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_hz_hazards_verified_at"), ["verified_at"], unique=False)
+
+    op.create_table(
+        "hz_inspection_results",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("inspection_id", sa.Integer(), nullable=False),
+        sa.Column("item_id", sa.Integer(), nullable=False),
+        sa.Column("result", sa.String(length=8), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("photo", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["inspection_id"],
+            ["hz_inspections.id"],
+            name=op.f("fk_hz_inspection_results_inspection_id_hz_inspections"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["hz_checklist_items.id"],
+            name=op.f("fk_hz_inspection_results_item_id_hz_checklist_items"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hz_inspection_results")),
+        sa.UniqueConstraint("inspection_id", "item_id", name=op.f("uq_hz_inspection_results_inspection_id")),
+    )
+    op.create_table(
+        "hz_hazard_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("hazard_id", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("photo", sa.String(length=64), nullable=True),
+        sa.Column("at", eqian.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["actor_id"], ["users.id"], name=op.f("fk_hz_hazard_events_actor_id_users")),
+        sa.ForeignKeyConstraint(
+            ["hazard_id"],
+            ["hz_hazards.id"],
+            name=op.f("fk_hz_hazard_events_hazard_id_hz_hazards"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hz_hazard_events")),
+    )
+    with op.batch_alter_table("hz_hazard_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_hz_hazard_events_hazard_id"), ["hazard_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("hz_hazard_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_hz_hazard_events_hazard_id"))
+
+    op.drop_table("hz_hazard_events")
+    op.drop_table("hz_inspection_results")
+    with op.batch_alter_table("hz_hazards", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_hz_hazards_verified_at"))
+        batch_op.drop_index(batch_op.f("ix_hz_hazards_unit_id"))
+        batch_op.drop_index("ix_hz_hazards_status_deadline")
+        batch_op.drop_index(batch_op.f("ix_hz_hazards_inspection_id"))
+        batch_op.drop_index(batch_op.f("ix_hz_hazards_found_at"))
+
+    op.drop_table("hz_hazards")
+    with op.batch_alter_table("activity_issues", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_activity_issues_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_activity_issues_activity_id"))
+
+    op.drop_table("activity_issues")
+    with op.batch_alter_table("activity_invitations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_activity_invitations_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_activity_invitations_activity_id"))
+
+    op.drop_table("activity_invitations")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_user_id"))
         batch_op.drop_index(batch_op.f("ix_notifications_created_at"))
@@ -588,6 +903,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_liaison_assignments_officer_id"))
 
     op.drop_table("liaison_assignments")
+    with op.batch_alter_table("hz_inspections", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_hz_inspections_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_hz_inspections_inspected_at"))
+
+    op.drop_table("hz_inspections")
     with op.batch_alter_table("env_stock_counts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_env_stock_counts_unit_id"))
         batch_op.drop_index(batch_op.f("ix_env_stock_counts_counted_at"))
@@ -628,6 +948,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_auth_sessions_user_id"))
 
     op.drop_table("auth_sessions")
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_activities_station_id"))
+        batch_op.drop_index("ix_activities_starts_at")
+
+    op.drop_table("activities")
+    op.drop_table("workforce_reminders")
+    with op.batch_alter_table("workforce_employments", schema=None) as batch_op:
+        batch_op.drop_index("ix_workforce_employments_unit_id_hired_on")
+        batch_op.drop_index(batch_op.f("ix_workforce_employments_person_id"))
+        batch_op.drop_index(batch_op.f("ix_workforce_employments_left_on"))
+
+    op.drop_table("workforce_employments")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_users_zone_id"))
         batch_op.drop_index(batch_op.f("ix_users_unit_id"))
@@ -673,10 +1005,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_joint_zones_station_id"))
 
     op.drop_table("joint_zones")
+    with op.batch_alter_table("workforce_residences", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_workforce_residences_permit_expires_on"))
+
+    op.drop_table("workforce_residences")
     with op.batch_alter_table("stations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_stations_bureau_id"))
 
     op.drop_table("stations")
+    op.drop_table("workforce_persons")
     op.drop_table("unit_categories")
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_events_topic"))
@@ -684,6 +1021,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_events_available_at"))
 
     op.drop_table("outbox_events")
+    with op.batch_alter_table("hz_checklist_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_hz_checklist_items_category_code"))
+
+    op.drop_table("hz_checklist_items")
     op.drop_table("env_facilities")
     op.drop_table("env_carriers")
     op.drop_table("bureaus")

@@ -1,19 +1,25 @@
 """Imports every model module so that ``Base.metadata`` is complete (Alembic, tests, create_all)."""
 
+from eqian.activities import models as activity_models
 from eqian.core import accounts, audit, outbox
 from eqian.core.db import Base
 from eqian.environment import models as environment_models
+from eqian.hazards import models as hazard_models
 from eqian.mediation import models as mediation_models
 from eqian.notifications import models as notification_models
 from eqian.organizations import models as organization_models
+from eqian.workforce import models as workforce_models
 
 __all__ = [
     "Base",
     "accounts",
+    "activity_models",
     "audit",
     "environment_models",
+    "hazard_models",
     "mediation_models",
     "notification_models",
     "organization_models",
     "outbox",
+    "workforce_models",
 ]

@@ -153,6 +153,10 @@ def demo_seed(
             f"台账 {report.ledger_entries} 条, 生态警情 {report.eco_incidents} 起, "
             f"巡查 {report.eco_patrols} 次, 新预警 {checks.created} 条[/green]"
         )
+        if report.extras:
+            console.print("[green]" + ", ".join(f"{k} {v}" for k, v in report.extras.items()) + "[/green]")
+        if report.extras:
+            console.print("[green]" + ", ".join(f"{k} {v}" for k, v in report.extras.items()) + "[/green]")
         table = Table(title="演示账号 / demo accounts (password: EQIAN_DEMO_PASSWORD)")
         table.add_column("username")
         table.add_column("role")
@@ -449,6 +453,28 @@ def jobs_run(once: Annotated[bool, typer.Option(help="run every job now and exit
                 )
             else:
                 await scheduler.run_forever(factory, jobs)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+hazards_app = typer.Typer(help="安全隐患 / hazards", no_args_is_help=True)
+app.add_typer(hazards_app, name="hazards")
+
+
+@hazards_app.command("escalate")
+def hazards_escalate() -> None:
+    """Escalate hazards past their rectification deadline (idempotent; also run hourly by each worker)."""
+    from eqian.core.db import utcnow
+    from eqian.hazards.jobs import escalate_overdue
+
+    async def run() -> None:
+        engine = make_engine(get_settings().resolved_database_url())
+        try:
+            async with make_sessionmaker(engine)() as session:
+                n = await escalate_overdue(session, now=utcnow())
+            console.print(f"[green]escalated {n}[/green]")
         finally:
             await engine.dispose()
 

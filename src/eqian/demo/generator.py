@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -24,8 +24,11 @@ from eqian.core.db import Base
 from eqian.core.ids import CREDIT_CODE_ALPHABET, make_credit_code
 from eqian.core.passwords import hash_password
 from eqian.demo import environment, names
+from eqian.demo.activities import seed_activities
 from eqian.demo.environment import EnvironmentPlan
+from eqian.demo.hazards import seed_hazards
 from eqian.demo.names import NameTemplate, StationPlace
+from eqian.demo.workforce import seed_workforce
 from eqian.mediation.models import MediationTeam
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import (
@@ -38,6 +41,11 @@ from eqian.organizations.models import (
     Unit,
     UnitCategory,
 )
+
+DomainSeed = Callable[..., Awaitable[dict[str, int]]]
+# Each takes (session, *, seed, today), reads the units and users already in the session, and
+# returns its counts.
+DOMAIN_SEEDS: tuple[DomainSeed, ...] = (seed_activities, seed_workforce, seed_hazards)
 
 Scale = Literal["town", "city"]
 Row = dict[str, Any]
@@ -108,6 +116,7 @@ class SeedReport:
     anchor: dt.datetime | None = None  # 00:00 Asia/Shanghai of the day seeded for
     # The two smelters whose ledger hides dumping: for tests and demos, never printed by the CLI.
     dumping_unit_ids: tuple[int, ...] = ()
+    extras: dict[str, int] = field(default_factory=dict)  # counts from the domain seeds, for printing
 
 
 @dataclass
@@ -138,6 +147,7 @@ async def seed_demo(
     units: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     today: dt.date | None = None,
+    domains: bool = True,
 ) -> SeedReport:
     """Create the demo district and one account per role (username = role), all with ``password``.
 
@@ -156,6 +166,7 @@ async def seed_demo(
         raise ValueError(f"units must be at least {smelters + 1} ({smelters} of them are aluminium smelters)")
     day = environment.local_today() if today is None else today
 
+    extras: dict[str, int] = {}
     async with session_factory() as session:
         if await is_seeded(session):
             raise RuntimeError("already seeded")
@@ -206,6 +217,9 @@ async def seed_demo(
         await session.execute(insert(_table(User)), plan.users)
         await session.execute(insert(_table(LiaisonAssignment)), plan.assignments)
         await environment.insert_environment(session, env)
+        # The domains that build on units seed themselves from what is now in the session.
+        for seed_domain in DOMAIN_SEEDS if domains else ():
+            extras.update(await seed_domain(session, seed=seed, today=day))
         if session.get_bind().dialect.name == "postgresql":
             await _advance_sequences(session)
         await session.commit()
@@ -226,6 +240,7 @@ async def seed_demo(
         eco_patrols=len(env.patrols),
         anchor=env.anchor,
         dumping_unit_ids=env.dumping_unit_ids,
+        extras=extras,
     )
 
 

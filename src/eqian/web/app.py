@@ -15,16 +15,22 @@ from sqlalchemy import text
 
 from eqian import __version__
 from eqian import all_models as _all_models  # noqa: F401 - registers every table so cross-domain foreign keys resolve
+from eqian.activities import api as activities_api
+from eqian.activities import pages as activities_pages
 from eqian.core import i18n, outbox, scheduler
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.environment import api as environment_api
 from eqian.environment import pages as environment_pages
+from eqian.hazards import api as hazards_api
+from eqian.hazards import pages as hazards_pages
 from eqian.notifications import api as notifications_api
 from eqian.organizations import api as organizations_api
 from eqian.organizations import pages as organizations_pages
 from eqian.web import auth_api, errors, handlers, pages
 from eqian.web.templating import PACKAGE_ROOT, make_templates
+from eqian.workforce import api as workforce_api
+from eqian.workforce import pages as workforce_pages
 
 LANG_COOKIE = "eqian_lang"
 
@@ -116,6 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(organizations_pages.router)
     app.include_router(notifications_api.router)
+    app.include_router(activities_api.router)
+    app.include_router(activities_pages.router)
+    app.include_router(hazards_api.inspections)
+    app.include_router(hazards_api.hazards)
+    app.include_router(hazards_pages.router)
+    app.include_router(workforce_api.router)
+    app.include_router(workforce_pages.router)
     app.include_router(environment_api.router)
     app.include_router(environment_pages.router)
     errors.install(app)

@@ -18,6 +18,9 @@ TEMPLATE_DIRS = [
     PACKAGE_ROOT / "web" / "templates",
     PACKAGE_ROOT / "organizations" / "templates",
     PACKAGE_ROOT / "environment" / "templates",
+    PACKAGE_ROOT / "activities" / "templates",
+    PACKAGE_ROOT / "hazards" / "templates",
+    PACKAGE_ROOT / "workforce" / "templates",
 ]
 
 
