@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eqian.core.db import Base, UTCDateTime, utcnow
+from eqian.core.permissions import Principal
 
 GENESIS_HASH = "0" * 64
 _PG_AUDIT_LOCK = 7_365_001  # advisory lock key serialising chain appends on PostgreSQL
@@ -135,6 +136,27 @@ async def record(
     session.add(row)
     await session.flush()
     return row
+
+
+async def record_action(
+    session: AsyncSession,
+    actor: Principal,
+    action: str,
+    entity: str,
+    entity_id: str | int | None = None,
+    changes: dict[str, Any] | None = None,
+) -> AuditLog:
+    """``record`` for a service acting as ``actor`` (the system principal is stored without an id)."""
+    return await record(
+        session,
+        actor_id=actor.user_id or None,
+        actor_name=actor.username,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        changes=changes,
+        ip=actor.ip,
+    )
 
 
 @dataclass(frozen=True)

@@ -69,26 +69,6 @@ _KIND_ORDER: dict[str, int] = {"stock": 0, "production": 1, "manifest": 2, "rece
 # --- small helpers -------------------------------------------------------------------------------
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: Principal,
-    action: str,
-    entity: str,
-    entity_id: int | None,
-    changes: dict[str, Any],
-) -> None:
-    await audit.record(
-        session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        changes=changes,
-        ip=actor.ip,
-    )
-
-
 def _id_ok(value: int | None) -> bool:
     return value is not None and 1 <= value <= MAX_ID
 
@@ -290,7 +270,7 @@ async def create_process(
     )
     session.add(process)
     await session.flush()
-    await _audit(
+    await audit.record_action(
         session,
         actor,
         "env.process.create",
@@ -345,7 +325,7 @@ async def update_process(
         setattr(row, key, value)
     if changes:
         await session.flush()
-        await _audit(
+        await audit.record_action(
             session,
             actor,
             "env.process.update",
@@ -416,7 +396,7 @@ async def create_facility(
     row = DisposalFacility(**values)
     session.add(row)
     await session.flush()
-    await _audit(session, actor, "env.facility.create", "env_facility", row.id, values)
+    await audit.record_action(session, actor, "env.facility.create", "env_facility", row.id, values)
     out = schemas.FacilityOut.model_validate(row)
     await _commit(session, "处置单位名称或许可证号已登记", "duplicate")
     return out
@@ -456,7 +436,7 @@ async def create_carrier(
     row = Carrier(**values)
     session.add(row)
     await session.flush()
-    await _audit(session, actor, "env.carrier.create", "env_carrier", row.id, values)
+    await audit.record_action(session, actor, "env.carrier.create", "env_carrier", row.id, values)
     out = schemas.CarrierOut.model_validate(row)
     await _commit(session, "运输单位名称或许可证号已登记", "duplicate")
     return out
@@ -692,7 +672,7 @@ async def _finish_ledger_write(
     except IntegrityError as exc:  # a concurrent correction of the same row won the unique slot
         await session.rollback()
         raise Conflict("该记录已被更正过，请更正最新的记录", code="already_superseded") from exc
-    await _audit(session, actor, f"env.{kind}.create", f"env_{kind}", row.id, _row_changes(row))
+    await audit.record_action(session, actor, f"env.{kind}.create", f"env_{kind}", row.id, _row_changes(row))
     await run_checks(session, now=utcnow(), unit_ids=[row.unit_id])
     await _commit(session, "该记录已被更正过，请更正最新的记录", "already_superseded")
 
@@ -965,7 +945,7 @@ async def run_all_checks(session: AsyncSession, actor: Principal) -> dict[str, A
     actor.require_role(Role.BUREAU_ADMIN)
     report = await run_checks(session, now=utcnow())
     result = report_dict(report)
-    await _audit(session, actor, "env.checks.run", "env_alert", None, result)
+    await audit.record_action(session, actor, "env.checks.run", "env_alert", None, result)
     await _commit(session, "检查与并发操作冲突，请重试")
     return result
 
@@ -1113,7 +1093,7 @@ async def create_eco_incident(
     )
     session.add(row)
     await session.flush()
-    await _audit(
+    await audit.record_action(
         session,
         actor,
         "env.eco_incident.create",
@@ -1162,7 +1142,7 @@ async def create_patrol(session: AsyncSession, actor: Principal, data: schemas.P
     )
     session.add(row)
     await session.flush()
-    await _audit(
+    await audit.record_action(
         session,
         actor,
         "env.patrol.create",

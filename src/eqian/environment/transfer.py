@@ -813,12 +813,11 @@ async def import_ledger(
         await _insert(session, StockCount, [{**common, **r} for r in parsed.stock])
         await _insert(session, Manifest, [{**common, **r} for r in parsed.manifests])
         digest = await asyncio.to_thread(_digest, path)
-        await audit.record(
+        await audit.record_action(
             session,
-            actor_id=actor.user_id or None,
-            actor_name=actor.username,
-            action="env.ledger.import",
-            entity="env_ledger",
+            actor,
+            "env.ledger.import",
+            "env_ledger",
             entity_id=unit_id,
             changes={
                 "file": path.name,
@@ -827,7 +826,6 @@ async def import_ledger(
                 "stock_counts": result.stock_counts,
                 "manifests": result.manifests,
             },
-            ip=actor.ip,
         )
         report = await run_checks(session, now=now, unit_ids=[unit_id])
         await session.commit()

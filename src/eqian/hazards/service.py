@@ -87,26 +87,6 @@ def local_uploads(var_dir: Path) -> Path:
 # --- small helpers -----------------------------------------------------------------------------
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: Principal,
-    action: str,
-    entity: str,
-    entity_id: int | None,
-    changes: dict[str, Any],
-) -> None:
-    await audit.record(
-        session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        changes=changes,
-        ip=actor.ip,
-    )
-
-
 def _require(actor: Principal, roles: frozenset[Role]) -> None:
     if actor.role not in roles:
         raise Forbidden("当前角色无权执行此操作")
@@ -244,7 +224,7 @@ async def add_checklist_item(
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict("该类别已有此编码的检查项", code="duplicate_code") from exc
-    await _audit(
+    await audit.record_action(
         session, actor, "hazards.checklist_item.create", "hz_checklist_item", item.id, body.model_dump()
     )
     await _commit(session, [])
@@ -261,7 +241,7 @@ async def retire_checklist_item(
         raise NotFound("检查项不存在")
     if item.active:
         item.active = False
-        await _audit(
+        await audit.record_action(
             session, actor, "hazards.checklist_item.retire", "hz_checklist_item", item.id, {"active": False}
         )
         await _commit(session, [])
@@ -354,7 +334,7 @@ async def create_inspection(
                     at=now,
                 )
             )
-        await _audit(
+        await audit.record_action(
             session,
             actor,
             "hazards.inspection.create",
@@ -577,7 +557,7 @@ async def submit_evidence(
                 at=utcnow(),
             )
         )
-        await _audit(
+        await audit.record_action(
             session,
             actor,
             "hazards.hazard.fix_submitted",
@@ -613,7 +593,7 @@ async def review_hazard(
             hazard_id=hazard.id, action=action, actor_id=actor.user_id or None, note=body.reason, at=now
         )
     )
-    await _audit(
+    await audit.record_action(
         session,
         actor,
         f"hazards.hazard.{action}",

@@ -387,15 +387,8 @@ async def create_unit(
     unit.joint_zone_id = zone_containing(await load_zones(session), unit.lat, unit.lng)
     session.add(unit)
     await session.flush()
-    await audit.record(
-        session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="unit.create",
-        entity="unit",
-        entity_id=unit.id,
-        changes=data.model_dump(),
-        ip=actor.ip,
+    await audit.record_action(
+        session, actor, "unit.create", "unit", entity_id=unit.id, changes=data.model_dump()
     )
     await _commit_unit(session)
     return await get_unit(session, actor, unit.id)
@@ -429,16 +422,7 @@ async def update_unit(
     if "lat" in given or "lng" in given:
         unit.joint_zone_id = zone_containing(await load_zones(session), unit.lat, unit.lng)
     if changes:
-        await audit.record(
-            session,
-            actor_id=actor.user_id or None,
-            actor_name=actor.username,
-            action="unit.update",
-            entity="unit",
-            entity_id=unit.id,
-            changes=changes,
-            ip=actor.ip,
-        )
+        await audit.record_action(session, actor, "unit.update", "unit", entity_id=unit.id, changes=changes)
     await _commit_unit(session)
     return await get_unit(session, actor, unit.id)
 
@@ -452,15 +436,13 @@ async def add_contact(
     contact = Contact(unit_id=unit.id, name=data.name, role=data.role, phone=data.phone)
     session.add(contact)
     await session.flush()
-    await audit.record(
+    await audit.record_action(
         session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="contact.create",
-        entity="contact",
+        actor,
+        "contact.create",
+        "contact",
         entity_id=contact.id,
         changes={"unit_id": unit.id, "name": data.name, "role": data.role, "phone": mask_mobile(data.phone)},
-        ip=actor.ip,
     )
     await session.commit()
     return _contact_out(contact)
@@ -477,15 +459,13 @@ async def reveal_contact(
     if contact is None:
         raise NotFound("联系人不存在")
     actor.require_role(*REVEAL_ROLES)
-    await audit.record(
+    await audit.record_action(
         session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="personal_data.reveal",
-        entity="contact",
+        actor,
+        "personal_data.reveal",
+        "contact",
         entity_id=contact.id,
         changes={"unit_id": unit.id, "fields": ["phone"]},
-        ip=actor.ip,
     )
     await session.commit()
     return schemas.RevealedContact(id=contact.id, name=contact.name, role=contact.role, phone=contact.phone)
@@ -510,15 +490,13 @@ async def assign_liaison(
     if data.officer_id is not None:
         session.add(LiaisonAssignment(unit_id=unit.id, officer_id=data.officer_id))
     if old != data.officer_id:
-        await audit.record(
+        await audit.record_action(
             session,
-            actor_id=actor.user_id or None,
-            actor_name=actor.username,
-            action="unit.assign_liaison",
-            entity="unit",
+            actor,
+            "unit.assign_liaison",
+            "unit",
             entity_id=unit.id,
             changes={"officer_id": [old, data.officer_id]},
-            ip=actor.ip,
         )
     await session.commit()
     return await get_unit(session, actor, unit.id)

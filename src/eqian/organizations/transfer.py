@@ -711,14 +711,12 @@ async def import_units(
         if plan.creates or plan.updates:
             # Joint-zone membership follows the coordinates, which an import may have changed.
             await refresh_unit_zones(session, [v["credit_code"] for _, v in valid])
-        await audit.record(
+        await audit.record_action(
             session,
-            actor_id=actor.user_id or None,
-            actor_name=actor.username,
-            action="unit.import",
-            entity="unit",
+            actor,
+            "unit.import",
+            "unit",
             changes={"file": path.name, "created": result.created, "updated": result.updated},
-            ip=actor.ip,
         )
         await session.commit()
         return result

@@ -221,15 +221,13 @@ async def reveal_person(session: AsyncSession, actor: Principal, person_id: int)
     """The one path to an unmasked ID number and phone: allowed roles only, always audited."""
     person = await _load_person(session, actor, person_id)
     actor.require_role(*REVEAL_ROLES)
-    await audit.record(
+    await audit.record_action(
         session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="personal_data.reveal",
-        entity="person",
+        actor,
+        "personal_data.reveal",
+        "person",
         entity_id=person.id,
         changes={"fields": ["id_number", "phone"], "id_number": mask_resident_id(person.id_number)},
-        ip=actor.ip,
     )
     await session.commit()
     return schemas.RevealedPerson(
@@ -287,12 +285,11 @@ async def hire(session: AsyncSession, actor: Principal, data: schemas.HireIn) ->
     )
     session.add(emp)
     await session.flush()
-    await audit.record(
+    await audit.record_action(
         session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="worker.hire",
-        entity="employment",
+        actor,
+        "worker.hire",
+        "employment",
         entity_id=emp.id,
         changes={
             "unit_id": unit.id,
@@ -301,7 +298,6 @@ async def hire(session: AsyncSession, actor: Principal, data: schemas.HireIn) ->
             "phone": mask_mobile(data.phone),
             "hired_on": data.hired_on.isoformat(),
         },
-        ip=actor.ip,
     )
     await session.commit()
     return await get_worker(session, actor, emp.id)
@@ -319,15 +315,13 @@ async def depart(
     if data.left_on > local_today() + dt.timedelta(days=31):
         raise field_error("left_on", "离职日期不能晚于一个月之后")
     emp.left_on = data.left_on
-    await audit.record(
+    await audit.record_action(
         session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="worker.depart",
-        entity="employment",
+        actor,
+        "worker.depart",
+        "employment",
         entity_id=emp.id,
         changes={"unit_id": emp.unit_id, "person_id": person.id, "left_on": data.left_on.isoformat()},
-        ip=actor.ip,
     )
     await session.commit()
     return await get_worker(session, actor, emp.id)
@@ -366,15 +360,8 @@ async def update_residence(
         res.permit_expires_on = data.permit_expires_on if keep_permit else None
     res.updated_at = utcnow()
     new = _residence_out(res).model_dump(mode="json")
-    await audit.record(
-        session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="worker.residence",
-        entity="person",
-        entity_id=person.id,
-        changes={"old": old, "new": new},
-        ip=actor.ip,
+    await audit.record_action(
+        session, actor, "worker.residence", "person", entity_id=person.id, changes={"old": old, "new": new}
     )
     await session.commit()
     return _residence_out(res)

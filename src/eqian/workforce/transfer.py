@@ -338,12 +338,11 @@ async def import_hires(
             for r in good
         ],
     )
-    await audit.record(
+    await audit.record_action(
         session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action="worker.import",
-        entity="unit",
+        actor,
+        "worker.import",
+        "unit",
         entity_id=unit.id,
         changes={
             "rows": len(good),
@@ -351,7 +350,6 @@ async def import_hires(
             "file": path.name[:100],
             "sample": [mask_resident_id(r.id_number) for r in good[:3]],
         },
-        ip=actor.ip,
     )
     await session.commit()
     return report
