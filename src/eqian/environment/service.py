@@ -28,7 +28,7 @@ from eqian.core.errors import Conflict, NotFound, ValidationFailed, field_error
 from eqian.core.geo import polygon_area_km2
 from eqian.core.permissions import Principal, Scope, ScopeKind
 from eqian.environment import schemas
-from eqian.environment.balance import Month, balance_series, compute_balance, month, shift_period
+from eqian.environment.balance import Month, balance_series, compute_balance, effective, month, shift_period
 from eqian.environment.checks import CheckReport, run_checks
 from eqian.environment.config import load_config
 from eqian.environment.models import (
@@ -729,11 +729,8 @@ async def add_stock_count(
 
 
 def _effective_manifests(unit_id: int, manifest_no: str) -> Select[Manifest]:
-    later = aliased(Manifest)
     return select(Manifest).where(
-        Manifest.unit_id == unit_id,
-        Manifest.manifest_no == manifest_no,
-        ~select(later.id).where(later.supersedes_id == Manifest.id).exists(),
+        Manifest.unit_id == unit_id, Manifest.manifest_no == manifest_no, effective(Manifest)
     )
 
 
@@ -790,12 +787,11 @@ async def add_receipt(
     if old is not None and old.manifest_no != manifest_no:
         raise field_error("supersedes_id", "要更正的签收记录不属于该联单", "manifest_mismatch")
     if old is None:
-        later = aliased(ManifestReceipt)
         confirmed = await session.scalar(
             select(ManifestReceipt.id).where(
                 ManifestReceipt.unit_id == unit.id,
                 ManifestReceipt.manifest_no == manifest_no,
-                ~select(later.id).where(later.supersedes_id == ManifestReceipt.id).exists(),
+                effective(ManifestReceipt),
             )
         )
         if confirmed is not None:

@@ -41,13 +41,13 @@ from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from eqian.core import audit
 from eqian.core.accounts import Role
 from eqian.core.db import utcnow
 from eqian.core.errors import AppError, Conflict, Forbidden, NotFound
 from eqian.core.permissions import Principal
+from eqian.environment.balance import effective
 from eqian.environment.checks import run_checks
 from eqian.environment.models import (
     Carrier,
@@ -715,7 +715,6 @@ async def load_lookups(session: AsyncSession, unit_id: int, sheets: list[SheetRo
         if not _blank(raw.get("manifest_no"))
     }
     registered: set[str] = set()
-    later_m = aliased(Manifest)
     ordered = sorted(numbers)
     for start in range(0, len(ordered), 500):
         registered.update(
@@ -723,25 +722,23 @@ async def load_lookups(session: AsyncSession, unit_id: int, sheets: list[SheetRo
                 select(Manifest.manifest_no).where(
                     Manifest.unit_id == unit_id,
                     Manifest.manifest_no.in_(ordered[start : start + 500]),
-                    ~select(later_m.id).where(later_m.supersedes_id == Manifest.id).exists(),
+                    effective(Manifest),
                 )
             )
         )
 
-    later_p = aliased(ProductionReport)
     production = (
         await session.execute(
             select(ProductionReport.produced_on, ProductionReport.process_id).where(
                 ProductionReport.unit_id == unit_id,
-                ~select(later_p.id).where(later_p.supersedes_id == ProductionReport.id).exists(),
+                effective(ProductionReport),
             )
         )
     ).all()
-    later_s = aliased(StockCount)
     counts = await session.scalars(
         select(StockCount.counted_at).where(
             StockCount.unit_id == unit_id,
-            ~select(later_s.id).where(later_s.supersedes_id == StockCount.id).exists(),
+            effective(StockCount),
         )
     )
     now = utcnow()
