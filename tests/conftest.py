@@ -1,7 +1,8 @@
 """Test fixtures: every database test runs on SQLite and, when EQIAN_TEST_PG_URL is set, on PostgreSQL.
 
 The schema is built by the real Alembic migrations once per backend; each test starts from empty
-tables.
+tables. Under pytest-xdist every worker gets a PostgreSQL database of its own (the URL's name plus
+the worker id), created on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eqian.all_models import Base
@@ -25,7 +26,13 @@ from eqian.core.db import make_engine, make_sessionmaker
 from eqian.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 PG_URL = os.environ.get("EQIAN_TEST_PG_URL", "")
+if PG_URL and XDIST_WORKER:
+    PG_URL = f"{PG_URL}_{XDIST_WORKER}"
+# Development shortcut while a domain's models change faster than its migration: build the schema
+# from the models. CI never sets it, so the migrations themselves stay under test.
+SCHEMA_FROM_MODELS = os.environ.get("EQIAN_TEST_SCHEMA") == "create_all"
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 if os.environ.get("EQIAN_REQUIRE_PG") == "1" and not PG_URL:
     raise RuntimeError("EQIAN_REQUIRE_PG=1 but EQIAN_TEST_PG_URL is not set")
@@ -37,7 +44,23 @@ def _alembic_upgrade(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+async def _ensure_pg_database(url: str) -> None:
+    """Creates the worker's database on first use (CREATE DATABASE cannot run in a transaction)."""
+    name = make_url(url).database
+    admin = make_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    try:
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+
+
 async def _reset_pg_schema(url: str) -> None:
+    if XDIST_WORKER:
+        await _ensure_pg_database(url)
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
@@ -56,6 +79,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     else:
         url = PG_URL
         await _reset_pg_schema(url)
+    if SCHEMA_FROM_MODELS:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await engine.dispose()
+        return url
     # Alembic's env runs its own event loop, so it gets a thread of its own.
     await asyncio.to_thread(_alembic_upgrade, url)
     return url

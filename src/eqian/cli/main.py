@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian import all_models  # noqa: F401 - every table registered, so foreign keys resolve in any command
+from eqian.cli.common import actor_session, console
+from eqian.cockpit import cli as report_cli
 from eqian.core.config import get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.errors import AppError
-from eqian.core.permissions import Principal
+from eqian.incidents import cli as incidents_cli
+from eqian.mediation import cli as mediation_cli
+from eqian.messaging import cli as messaging_cli
+from eqian.safety_index import cli as index_cli
 
 app = typer.Typer(help="e企安·365 — 警企共治平台", no_args_is_help=True)
 db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
@@ -33,7 +36,11 @@ outbox_app = typer.Typer(help="事件外发 / transactional outbox", no_args_is_
 environment_app = typer.Typer(help="生态警务 / eco-policing", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(environment_app, name="environment")
-console = Console()
+app.add_typer(incidents_cli.app, name="incidents")
+app.add_typer(mediation_cli.app, name="mediation")
+app.add_typer(messaging_cli.app, name="messaging")
+app.add_typer(index_cli.app, name="index")
+app.add_typer(report_cli.app, name="report")
 
 ImportKind = Literal["units"]
 
@@ -170,7 +177,7 @@ def demo_seed(
 
 @app.command("import")
 def import_cmd(
-    kind: Annotated[str, typer.Argument(help="units | ledger")],
+    kind: Annotated[str, typer.Argument(help="units | ledger | incidents")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     as_user: Annotated[str, typer.Option("--as", help="username whose jurisdiction applies")] = "",
     unit: Annotated[
@@ -183,10 +190,12 @@ def import_cmd(
 
     if kind == "ledger":
         raise typer.Exit(_import_ledger(file, unit, as_user, dry_run))
+    if kind == "incidents":
+        raise typer.Exit(incidents_cli.import_incidents(file, as_user, dry_run))
     _require_kind(kind)
 
     async def run() -> int:
-        async with _actor_session(as_user) as (session, actor):
+        async with actor_session(as_user) as (session, actor):
             try:
                 result = await transfer.import_units(session, actor, file, dry_run=dry_run)
             except transfer.ImportFailed as exc:
@@ -219,7 +228,7 @@ def export_cmd(
     _require_kind(kind)
 
     async def run() -> int:
-        async with _actor_session(as_user) as (session, actor):
+        async with actor_session(as_user) as (session, actor):
             try:
                 n = await transfer.export_units(session, actor, file)
             except AppError as exc:
@@ -239,7 +248,7 @@ def _import_ledger(file: Path, unit: int | None, as_user: str, dry_run: bool) ->
         return 2
 
     async def run() -> int:
-        async with _actor_session(as_user) as (session, actor):
+        async with actor_session(as_user) as (session, actor):
             try:
                 result = await import_ledger(session, actor, unit, file, dry_run=dry_run)
             except LedgerImportFailed as exc:
@@ -266,36 +275,6 @@ def _require_kind(kind: str) -> None:
     if kind != "units":
         console.print(f"[red]unknown kind {kind!r}; supported: units[/red]")
         raise typer.Exit(2)
-
-
-class _actor_session:
-    """A database session and the principal the command acts as (the system, or ``--as`` a user)."""
-
-    def __init__(self, username: str) -> None:
-        self.username = username
-
-    async def __aenter__(self) -> tuple[AsyncSession, Principal]:
-        from sqlalchemy import select
-
-        from eqian.core.accounts import User
-        from eqian.core.permissions import SYSTEM
-
-        self.engine = make_engine(get_settings().resolved_database_url())
-        self.session = make_sessionmaker(self.engine)()
-        actor = SYSTEM
-        if self.username:
-            user = await self.session.scalar(select(User).where(User.username == self.username))
-            if user is None:
-                # __aexit__ does not run when __aenter__ raises: close here.
-                await self.__aexit__()
-                console.print(f"[red]no such user: {self.username}[/red]")
-                raise typer.Exit(2)
-            actor = Principal.of(user, ip="cli")
-        return self.session, actor
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
-        await self.engine.dispose()
 
 
 @audit_app.command("verify")

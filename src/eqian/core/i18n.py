@@ -21,17 +21,26 @@ current_language: ContextVar[str] = ContextVar("current_language", default="zh")
 
 @lru_cache
 def translations(lang: str) -> NullTranslations:
-    po_path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if lang == "zh" or not po_path.exists():
+    if lang == "zh":
         return NullTranslations()
-    with po_path.open("rb") as fh:
-        catalog = read_po(fh, locale=lang)
     result = Translations()
-    for message in catalog:
-        msgid, text = message.id, message.string
-        if isinstance(msgid, str) and isinstance(text, str) and text and not message.fuzzy:
-            result._catalog[msgid] = text
+    result._catalog.update(catalog_of(lang))
     return result
+
+
+@lru_cache
+def catalog_of(lang: str) -> dict[str, str]:
+    """Every translated msgid of a language: ``messages.po`` plus one ``<domain>.po`` per domain
+    that keeps its own, so domains add strings without touching a shared file."""
+    found: dict[str, str] = {}
+    for po_path in sorted((LOCALE_DIR / lang / "LC_MESSAGES").glob("*.po")):
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh, locale=lang)
+        for message in catalog:
+            msgid, text = message.id, message.string
+            if isinstance(msgid, str) and msgid and isinstance(text, str) and text and not message.fuzzy:
+                found[msgid] = text
+    return found
 
 
 def gettext(message: str) -> str:

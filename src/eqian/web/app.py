@@ -17,6 +17,8 @@ from eqian import __version__
 from eqian import all_models as _all_models  # noqa: F401 - registers every table so cross-domain foreign keys resolve
 from eqian.activities import api as activities_api
 from eqian.activities import pages as activities_pages
+from eqian.cockpit import api as cockpit_api
+from eqian.cockpit import pages as cockpit_pages
 from eqian.core import i18n, outbox, scheduler
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
@@ -24,9 +26,19 @@ from eqian.environment import api as environment_api
 from eqian.environment import pages as environment_pages
 from eqian.hazards import api as hazards_api
 from eqian.hazards import pages as hazards_pages
+from eqian.incidents import api as incidents_api
+from eqian.incidents import pages as incidents_pages
+from eqian.mediation import api as mediation_api
+from eqian.mediation import pages as mediation_pages
+from eqian.messaging import api as messaging_api
+from eqian.messaging import pages as messaging_pages
 from eqian.notifications import api as notifications_api
 from eqian.organizations import api as organizations_api
 from eqian.organizations import pages as organizations_pages
+from eqian.requests import api as requests_api
+from eqian.requests import pages as requests_pages
+from eqian.safety_index import api as safety_index_api
+from eqian.safety_index import pages as safety_index_pages
 from eqian.web import auth_api, errors, handlers, pages
 from eqian.web.templating import PACKAGE_ROOT, make_templates
 from eqian.workforce import api as workforce_api
@@ -131,5 +143,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workforce_pages.router)
     app.include_router(environment_api.router)
     app.include_router(environment_pages.router)
+    app.include_router(incidents_api.router)
+    app.include_router(incidents_pages.router)
+    app.include_router(mediation_api.router)
+    app.include_router(mediation_pages.router)
+    app.include_router(requests_api.router)
+    app.include_router(requests_pages.router)
+    app.include_router(messaging_api.router)
+    app.include_router(messaging_pages.router)
+    app.include_router(safety_index_api.router)
+    app.include_router(safety_index_pages.router)
+    app.include_router(cockpit_api.router)
+    app.include_router(cockpit_pages.router)
     errors.install(app)
     return app

@@ -21,6 +21,12 @@ TEMPLATE_DIRS = [
     PACKAGE_ROOT / "activities" / "templates",
     PACKAGE_ROOT / "hazards" / "templates",
     PACKAGE_ROOT / "workforce" / "templates",
+    PACKAGE_ROOT / "incidents" / "templates",
+    PACKAGE_ROOT / "mediation" / "templates",
+    PACKAGE_ROOT / "requests" / "templates",
+    PACKAGE_ROOT / "messaging" / "templates",
+    PACKAGE_ROOT / "safety_index" / "templates",
+    PACKAGE_ROOT / "cockpit" / "templates",
 ]
 
 

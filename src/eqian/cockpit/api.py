@@ -1,0 +1,7 @@
+"""JSON API of cockpit."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Tables of incidents."""
+
+from __future__ import annotations
+
+from eqian.core.db import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,1 @@
+"""涉企诉求 / enterprise requests."""

@@ -1,0 +1,7 @@
+"""JSON API of requests."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

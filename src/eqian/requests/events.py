@@ -1,0 +1,7 @@
+"""Outbox handlers of requests."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    """Subscribes this domain's outbox handlers (none yet)."""
