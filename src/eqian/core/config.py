@@ -40,8 +40,23 @@ class Settings(BaseSettings):
     # (then run `eqian outbox run`).
     outbox_poll_seconds: float = Field(default=2.0, ge=0, le=3600)
     demo_password: str = "demo-pass-365"  # noqa: S105 - documented demo-only password
+    # Incident classification rules; None means the lexicon shipped with the package.
+    lexicon_path: Path | None = None
+    # DingTalk custom robot of the command room (webhook URL with access_token, and its "加签" secret).
+    dingtalk_webhook: str | None = None
+    dingtalk_secret: str | None = None
+    sms_backend: Literal["log"] = "log"
+    # Attachments: files under var/attachments, or an S3-compatible store.
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    attachment_max_mb: int = Field(default=10, ge=1, le=100)
+    # Origins allowed to open the WebSocket besides the server's own (comma-separated).
+    allowed_origins: str = ""
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("redis_url", "dingtalk_webhook", "dingtalk_secret", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
