@@ -1,0 +1,69 @@
+"""Monthly facts: what each domain contributes to the safety index and the cockpit.
+
+A domain that has something to count exposes, in ``eqian/<domain>/facts.py``,
+
+    async def monthly_facts(session, start, end) -> list[Fact]
+
+one set-based query per metric family over ``[start, end)`` (UTC). Metrics are named
+``<domain>.<what>`` and are additive (counts and sums, never ratios: a rate is a numerator and a
+denominator), so they can be summed over units, categories and stations. ``core`` names the
+sources by module path only, so it imports no domain, and a domain that is missing or has no
+``facts`` module contributes nothing instead of breaking the index or the cockpit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+
+class Fact(NamedTuple):
+    station_id: int | None  # the jurisdiction the fact belongs to (None: unknown)
+    unit_id: int | None  # the unit, or None for facts not linked to a unit (e.g. a street incident)
+    metric: str
+    value: float
+
+
+FactSource = Callable[[AsyncSession, dt.datetime, dt.datetime], Awaitable[list[Fact]]]
+
+SOURCES: tuple[str, ...] = (
+    "eqian.incidents.facts",
+    "eqian.mediation.facts",
+    "eqian.requests.facts",
+    "eqian.messaging.facts",
+    "eqian.hazards.facts",
+    "eqian.workforce.facts",
+    "eqian.activities.facts",
+    "eqian.environment.facts",
+)
+
+
+def load_sources(names: Iterable[str] = SOURCES) -> list[FactSource]:
+    found: list[FactSource] = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but something it imports does not: a real bug
+                raise
+            continue
+        source = getattr(module, "monthly_facts", None)
+        if source is not None:
+            found.append(source)
+    return found
+
+
+async def collect(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime, names: Iterable[str] = SOURCES
+) -> list[Fact]:
+    facts: list[Fact] = []
+    for source in load_sources(names):
+        facts.extend(await source(session, start, end))
+    return facts
