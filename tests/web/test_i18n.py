@@ -84,7 +84,7 @@ def test_the_scans_find_the_interface_text() -> None:
     assert {"登录", "登录 e企安·365", "连续 5 次输错密码，账户将锁定 15 分钟。"} <= sources[
         "web/templates/login.html"
     ]
-    assert {"主导航", "即将上线", "退出"} <= sources["web/templates/base.html"]
+    assert {"主导航", "数字驾驶舱", "退出"} <= sources["web/templates/base.html"]
     assert (
         "查看完整号码（将记入审计日志）" in sources["organizations/templates/organizations/unit_detail.html"]
     )
