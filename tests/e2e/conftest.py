@@ -29,7 +29,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EQIAN_")}
     env |= {"EQIAN_VAR_DIR": str(var), "EQIAN_DEMO_PASSWORD": DEMO_PASSWORD, "EQIAN_LOG_LEVEL": "WARNING"}
     cli = [sys.executable, "-m", "eqian"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
+    if os.environ.get("EQIAN_TEST_SCHEMA") == "create_all":  # development shortcut, see tests/conftest.py
+        build = (
+            "import sqlalchemy as sa, sys; from eqian.all_models import Base; "
+            "Base.metadata.create_all(sa.create_engine(sys.argv[1]))"
+        )
+        url = f"sqlite:///{var / 'eqian.db'}"
+        subprocess.run([sys.executable, "-c", build, url], env=env, check=True, capture_output=True)  # noqa: S603
+    else:
+        subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
     subprocess.run([*cli, "demo", "seed", "--units", "400"], env=env, check=True, capture_output=True)  # noqa: S603
     port = _free_port()
     log = (var / "server.log").open("w")
