@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -458,3 +459,52 @@ def hazards_escalate() -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+@app.command("backup")
+def backup_cmd(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="where to write the backup")],
+    drill: Annotated[
+        bool, typer.Option("--drill", help="also restore into a scratch database and compare every table")
+    ] = False,
+) -> None:
+    """Back up the database (SQLite online copy, or pg_dump in custom format)."""
+    from eqian.core import backup
+
+    url = get_settings().resolved_database_url()
+    try:
+        started = time.perf_counter()
+        backup.backup(url, file)
+        console.print(f"[green]backup written to {file} in {time.perf_counter() - started:.1f} s[/green]")
+        if drill:
+            result = asyncio.run(backup.drill(url))
+    except backup.BackupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if drill:
+        console.print(
+            f"drill: {result.tables} tables, {result.rows} rows; backup {result.backup_seconds:.1f} s, "
+            f"restore {result.restore_seconds:.1f} s, compare {result.compare_seconds:.1f} s; "
+            f"{len(result.differences)} differences"
+        )
+        for problem in result.differences:
+            console.print(f"  [red]{problem}[/red]")
+        raise typer.Exit(1 if result.differences else 0)
+
+
+@app.command("restore")
+def restore_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    force: Annotated[bool, typer.Option("--force", help="restore over a database that holds tables")] = False,
+) -> None:
+    """Restore a backup written by `eqian backup` into the configured database."""
+    from eqian.core import backup
+
+    url = get_settings().resolved_database_url()
+    try:
+        started = time.perf_counter()
+        asyncio.run(backup.restore(url, file, force=force))
+    except backup.BackupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]restored {file} in {time.perf_counter() - started:.1f} s[/green]")
