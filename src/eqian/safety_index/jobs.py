@@ -1,7 +1,29 @@
-"""Periodic jobs of safety_index."""
+"""Scheduled work of safety_index: compute last month's index once the month is over.
+
+Runs hourly on every worker; it does nothing while last month already has an index, so running it
+again (or on several workers) changes nothing. The first run after midnight on the 1st (Asia/Shanghai)
+computes the month before.
+"""
 
 from __future__ import annotations
 
-from eqian.core.scheduler import Job
+import datetime as dt
 
-JOBS: list[Job] = []
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core.permissions import SYSTEM
+from eqian.core.scheduler import Job
+from eqian.safety_index.models import SafetyIndexRun
+from eqian.safety_index.service import compute_month, month_of, shift_month
+
+
+async def compute_last_month(session: AsyncSession, now: dt.datetime) -> int:
+    month = shift_month(month_of(now), -1)
+    if await session.get(SafetyIndexRun, month) is not None:
+        return 0
+    result = await compute_month(session, SYSTEM, month)
+    return result.units
+
+
+MONTHLY_JOB = Job(name="safety_index.monthly", every_seconds=3600, run=compute_last_month)
+JOBS: list[Job] = [MONTHLY_JOB]

@@ -1,0 +1,36 @@
+"""Monthly facts of activities (警企恳谈) for the safety index and the cockpit (see ``eqian.core.facts``).
+
+Per unit, over the activities that started in ``[start, end)``: ``activities.invited`` (the unit was
+invited) and ``activities.attended`` (its attendance was recorded as present). One grouped query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.activities.models import Activity, ActivityInvitation
+from eqian.core.facts import Fact
+from eqian.organizations.models import Unit
+
+
+async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    rows = await session.execute(
+        select(
+            Unit.station_id,
+            ActivityInvitation.unit_id,
+            func.count(),
+            func.sum(case((ActivityInvitation.attended.is_(True), 1), else_=0)),
+        )
+        .join(Activity, Activity.id == ActivityInvitation.activity_id)
+        .join(Unit, Unit.id == ActivityInvitation.unit_id)
+        .where(Activity.starts_at >= start, Activity.starts_at < end, Activity.status != "cancelled")
+        .group_by(Unit.station_id, ActivityInvitation.unit_id)
+    )
+    facts: list[Fact] = []
+    for s, u, invited, attended in rows:
+        facts.append(Fact(s, u, "activities.invited", float(invited)))
+        facts.append(Fact(s, u, "activities.attended", float(attended or 0)))
+    return facts

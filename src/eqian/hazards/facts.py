@@ -1,0 +1,77 @@
+"""Monthly facts of hazards for the safety index and the cockpit (see ``eqian.core.facts``).
+
+Read-only, one grouped query per metric family over ``[start, end)`` (UTC):
+``hazards.found`` (found in the period), ``hazards.rectified`` and ``hazards.rectify_days_sum``
+(verified in the period, days from finding to verification), ``hazards.overdue_open`` (still
+unverified at the end of the period although their deadline had passed) and
+``hazards.self_inspections`` (the unit's own inspections in the period).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core.facts import Fact
+from eqian.hazards.models import Hazard, Inspection
+from eqian.organizations.models import Unit
+
+
+def _days(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
+    """``end − start`` in (fractional) days on either backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start) / 86400.0
+    return func.julianday(end) - func.julianday(start)
+
+
+async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    facts: list[Fact] = []
+    found = await session.execute(
+        select(Unit.station_id, Hazard.unit_id, func.count())
+        .join(Unit, Unit.id == Hazard.unit_id)
+        .where(Hazard.found_at >= start, Hazard.found_at < end)
+        .group_by(Unit.station_id, Hazard.unit_id)
+    )
+    facts += [Fact(s, u, "hazards.found", float(n)) for s, u, n in found]
+    rectified = await session.execute(
+        select(
+            Unit.station_id,
+            Hazard.unit_id,
+            func.count(),
+            func.sum(_days(session, Hazard.found_at, Hazard.verified_at)),
+        )
+        .join(Unit, Unit.id == Hazard.unit_id)
+        .where(Hazard.verified_at >= start, Hazard.verified_at < end)
+        .group_by(Unit.station_id, Hazard.unit_id)
+    )
+    for s, u, n, days in rectified:
+        facts.append(Fact(s, u, "hazards.rectified", float(n)))
+        facts.append(Fact(s, u, "hazards.rectify_days_sum", round(float(days or 0), 4)))
+    overdue = await session.execute(
+        select(Unit.station_id, Hazard.unit_id, func.count())
+        .join(Unit, Unit.id == Hazard.unit_id)
+        .where(
+            Hazard.found_at < end,
+            Hazard.deadline < end,
+            or_(Hazard.verified_at.is_(None), Hazard.verified_at >= end),
+        )
+        .group_by(Unit.station_id, Hazard.unit_id)
+    )
+    facts += [Fact(s, u, "hazards.overdue_open", float(n)) for s, u, n in overdue]
+    selfs = await session.execute(
+        select(Unit.station_id, Inspection.unit_id, func.count())
+        .join(Unit, Unit.id == Inspection.unit_id)
+        .where(
+            and_(
+                Inspection.kind == "self_inspection",
+                Inspection.inspected_at >= start,
+                Inspection.inspected_at < end,
+            )
+        )
+        .group_by(Unit.station_id, Inspection.unit_id)
+    )
+    facts += [Fact(s, u, "hazards.self_inspections", float(n)) for s, u, n in selfs]
+    return facts

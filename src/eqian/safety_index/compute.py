@@ -1,0 +1,275 @@
+"""The index model (``config.toml``) and the pure scoring of one unit-month.
+
+Nothing here touches the database: ``score_unit`` takes the unit's metric values for the month
+(summed ``eqian.core.facts`` facts) and returns the score with every deduction and bonus explained.
+A metric that no domain provides is 0, so it contributes nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+CONFIG_PATH = Path(__file__).with_name("config.toml")
+KINDS = ("count", "shortfall", "average")
+GRADES = ("excellent", "good", "fair", "poor")
+GRADE_LABELS = {"excellent": "优", "good": "良", "fair": "中", "poor": "差"}
+GRADE_COLOURS = {"excellent": "#2e7d32", "good": "#1e88e5", "fair": "#f9a825", "poor": "#c62828"}
+
+
+@dataclass(frozen=True)
+class Term:
+    metric: str
+    points: float
+    per: float = 1.0
+
+
+@dataclass(frozen=True)
+class Component:
+    code: str
+    name: str
+    max: float
+    reason: str
+    advice: str = ""
+    link: str = ""
+    kind: str = "count"
+    sign: str = "deduction"
+    terms: tuple[Term, ...] = ()
+    numerator: str = ""
+    denominator: str = ""
+    exclude: str = ""  # shortfall: a metric taken off the denominator (cases not due yet)
+    target: float = 1.0
+    min_base: float = 1.0
+    sum: str = ""
+    count: str = ""
+    threshold: float = 0.0
+    points: float = 0.0
+    per: float = 1.0
+
+    @functools.cached_property
+    def metrics(self) -> tuple[str, ...]:
+        if self.kind == "count":
+            return tuple(t.metric for t in self.terms)
+        if self.kind == "shortfall":
+            return (self.numerator, self.denominator, *((self.exclude,) if self.exclude else ()))
+        return (self.sum, self.count)
+
+
+@dataclass(frozen=True)
+class IndexModel:
+    version: str
+    thresholds: tuple[tuple[str, float], ...]  # (grade, lowest score), best first
+    components: tuple[Component, ...]
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        return frozenset(m for c in self.components for m in c.metrics)
+
+
+class Item(NamedTuple):
+    """One deduction (points > 0 taken off) or bonus (points > 0 added) with its reason."""
+
+    code: str
+    name: str
+    sign: str
+    points: float
+    reason: str
+    metrics: tuple[str, ...]
+    link: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "sign": self.sign,
+            "points": self.points,
+            "reason": self.reason,
+            "metrics": list(self.metrics),
+            "link": self.link,
+        }
+
+
+class UnitScore(NamedTuple):
+    score: float
+    grade: str
+    items: tuple[Item, ...] = ()
+    advice: tuple[str, ...] = ()
+
+
+def parse_model(raw: Mapping[str, Any], source: str = "config") -> IndexModel:
+    """Validate a model; a mistake in the file is a clear ``ValueError`` at start, not a wrong score."""
+    version = str(raw.get("version", "")).strip()
+    if not version:
+        raise ValueError(f"{source}: version is required")
+    grades = raw.get("grades", {})
+    try:
+        thresholds = tuple((g, float(grades[g])) for g in GRADES[:3])
+    except KeyError as exc:
+        raise ValueError(f"{source}: grades need excellent, good and fair") from exc
+    if not 100 >= thresholds[0][1] > thresholds[1][1] > thresholds[2][1] >= 0:
+        raise ValueError(f"{source}: grade thresholds must fall from excellent to fair within 0–100")
+    components: list[Component] = []
+    seen: set[str] = set()
+    for n, c in enumerate(raw.get("component", [])):
+        where = f"{source}: component {n} ({c.get('code', '?')})"
+        kind = c.get("kind", "count")
+        if kind not in KINDS:
+            raise ValueError(f"{where}: kind must be one of {KINDS}")
+        if c.get("sign", "deduction") not in ("deduction", "bonus"):
+            raise ValueError(f"{where}: sign must be deduction or bonus")
+        if c["code"] in seen:
+            raise ValueError(f"{where}: duplicate code")
+        seen.add(c["code"])
+        terms = tuple(
+            Term(str(t["metric"]), float(t["points"]), float(t.get("per", 1))) for t in c.get("terms", [])
+        )
+        comp = Component(
+            code=str(c["code"]),
+            name=str(c["name"]),
+            max=float(c["max"]),
+            reason=str(c["reason"]),
+            advice=str(c.get("advice", "")),
+            link=str(c.get("link", "")),
+            kind=kind,
+            sign=str(c.get("sign", "deduction")),
+            terms=terms,
+            numerator=str(c.get("numerator", "")),
+            denominator=str(c.get("denominator", "")),
+            exclude=str(c.get("exclude", "")),
+            target=float(c.get("target", 1.0)),
+            min_base=float(c.get("min_base", 1)),
+            sum=str(c.get("sum", "")),
+            count=str(c.get("count", "")),
+            threshold=float(c.get("threshold", 0)),
+            points=float(c.get("points", 0)),
+            per=float(c.get("per", 1)),
+        )
+        if comp.max <= 0 or any(t.per <= 0 for t in terms) or comp.per <= 0 or comp.target <= 0:
+            raise ValueError(f"{where}: max, per and target must be positive")
+        if not all(comp.metrics) or (kind == "count" and not terms):
+            raise ValueError(f"{where}: the metrics of a {kind} component are missing")
+        components.append(comp)
+    if not components:
+        raise ValueError(f"{source}: no components")
+    return IndexModel(version=version, thresholds=thresholds, components=tuple(components))
+
+
+@functools.cache
+def load_model(path: Path = CONFIG_PATH) -> IndexModel:
+    return parse_model(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def grade_for(score: float, model: IndexModel) -> str:
+    for grade, lowest in model.thresholds:
+        if score >= lowest:
+            return grade
+    return "poor"
+
+
+def fmt(x: float) -> str:
+    """12 → "12", 12.345 → "12.3"."""
+    return str(round(x)) if abs(x - round(x)) < 1e-9 else f"{x:.1f}"
+
+
+def _raw_points(comp: Component, v: Mapping[str, float]) -> float:
+    """The component's points before the cap (0 when it does not apply)."""
+    if comp.kind == "count":
+        return sum(v.get(t.metric, 0.0) * t.points / t.per for t in comp.terms)
+    if comp.kind == "shortfall":
+        base = v.get(comp.denominator, 0.0) - (v.get(comp.exclude, 0.0) if comp.exclude else 0.0)
+        if base < comp.min_base or base <= 0:
+            return 0.0
+        rate = min(1.0, v.get(comp.numerator, 0.0) / base)
+        return comp.max * max(0.0, comp.target - rate) / comp.target
+    count = v.get(comp.count, 0.0)
+    if count < comp.min_base or count <= 0:
+        return 0.0
+    return max(0.0, v.get(comp.sum, 0.0) / count - comp.threshold) * comp.points / comp.per
+
+
+def _placeholders(comp: Component, v: Mapping[str, float]) -> dict[str, str]:
+    """The figures a component's reason text may name (only built for components that score)."""
+    if comp.kind == "count":
+        each = [v.get(t.metric, 0.0) for t in comp.terms]
+        return {"value": fmt(sum(each)), **{f"v{n}": fmt(x) for n, x in enumerate(each)}}
+    if comp.kind == "shortfall":
+        base = v.get(comp.denominator, 0.0) - (v.get(comp.exclude, 0.0) if comp.exclude else 0.0)
+        rate = min(1.0, v.get(comp.numerator, 0.0) / base)
+        return {"base": fmt(base), "rate": f"{rate * 100:.1f}%"}
+    count = v.get(comp.count, 0.0)
+    return {"avg": fmt(v.get(comp.sum, 0.0) / count / comp.per), "base": fmt(count)}
+
+
+class _Blank(dict[str, str]):
+    """Placeholders a component's text names but this case does not fill stay empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+_CLEAN: dict[str, UnitScore] = {}
+
+
+def score_unit(model: IndexModel, values: Mapping[str, float], *, unit_id: int, month: str) -> UnitScore:
+    if not values:  # most units in most months: nothing happened, nothing to explain
+        clean = _CLEAN.get(model.version)
+        if clean is None:
+            clean = _CLEAN[model.version] = UnitScore(score=100.0, grade=grade_for(100.0, model))
+        return clean
+    items: list[Item] = []
+    total = 100.0
+    worst: list[tuple[float, str, str]] = []
+    for comp in model.components:
+        raw = _raw_points(comp, values)
+        if raw <= 0:
+            continue
+        points = round(min(comp.max, raw), 2)
+        if points <= 0:
+            continue
+        if comp.sign == "bonus":
+            total += points
+        else:
+            total -= points
+            if comp.advice:
+                worst.append((-points, comp.code, comp.advice))
+        items.append(
+            Item(
+                code=comp.code,
+                name=comp.name,
+                sign=comp.sign,
+                points=points,
+                reason=comp.reason.format_map(_Blank(_placeholders(comp, values))),
+                metrics=comp.metrics,
+                link=comp.link.format(unit_id=unit_id, month=month),
+            )
+        )
+    score = round(max(0.0, min(100.0, total)), 1)
+    worst.sort()
+    advice = tuple(a for _, _, a in worst[:3])
+    return UnitScore(score=score, grade=grade_for(score, model), items=tuple(items), advice=advice)
+
+
+def competition_ranks(scores: Sequence[float]) -> list[int]:
+    """1 + how many scores are strictly higher (ties share a rank: 1, 2, 2, 4)."""
+    desc = sorted(-s for s in scores)
+    return [bisect.bisect_left(desc, -s) + 1 for s in scores]
+
+
+def group_ranks(keys: Iterable[object], scores: Sequence[float]) -> tuple[list[int], list[int]]:
+    """Rank of each score within its group, and the group's size."""
+    keys = list(keys)
+    groups: dict[object, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    ranks = [0] * len(keys)
+    sizes = [0] * len(keys)
+    for members in groups.values():
+        for i, r in zip(members, competition_ranks([scores[i] for i in members]), strict=True):
+            ranks[i] = r
+            sizes[i] = len(members)
+    return ranks, sizes

@@ -1,0 +1,352 @@
+"""Rules of the safety index: computing a month, and the scoped reads of scores and history.
+
+``compute_month`` is one facts pass per domain (``eqian.core.facts``), scoring in Python over the
+per-unit sums (``compute.score_unit``), ranks within station and category, and one bulk write of
+the month, which replaces the month's rows in the same transaction. A month already computed with
+another model version is only recomputed with ``replace=True``: a past month never changes silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core import audit, outbox
+from eqian.core.accounts import Role
+from eqian.core.db import utcnow
+from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
+from eqian.core.facts import SOURCES, load_sources
+from eqian.core.permissions import Principal
+from eqian.organizations.models import Station, Unit
+from eqian.organizations.service import unit_clause
+from eqian.safety_index import schemas
+from eqian.safety_index.compute import GRADE_LABELS, GRADES, IndexModel, group_ranks, load_model, score_unit
+from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+COMPUTED_TOPIC = "safety_index.computed"
+COMPUTE_ROLES = frozenset({Role.BUREAU_ADMIN})
+MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+CHUNK = 2000
+# Core insert: a plain executemany, without the ORM bulk path fetching every new id back.
+SCORES = cast(Table, SafetyIndexScore.__table__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+# --- months ------------------------------------------------------------------------------------
+
+
+def check_month(month: str, field: str = "month") -> str:
+    if not isinstance(month, str) or not MONTH_RE.fullmatch(month) or not 2000 <= int(month[:4]) <= 2100:
+        raise field_error(field, "月份格式应为 YYYY-MM", "invalid_month")
+    return month
+
+
+def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
+    """The local (Asia/Shanghai) calendar month as a UTC ``[start, end)``."""
+    y, m = int(month[:4]), int(month[5:7])
+    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+    start = dt.datetime(y, m, 1, tzinfo=LOCAL_TZ).astimezone(dt.UTC)
+    end = dt.datetime(ny, nm, 1, tzinfo=LOCAL_TZ).astimezone(dt.UTC)
+    return start, end
+
+
+def shift_month(month: str, delta: int) -> str:
+    n = int(month[:4]) * 12 + int(month[5:7]) - 1 + delta
+    return f"{n // 12:04d}-{n % 12 + 1:02d}"
+
+
+def month_of(at: dt.datetime) -> str:
+    return at.astimezone(LOCAL_TZ).strftime("%Y-%m")
+
+
+def months_between(first: str, last: str) -> list[str]:
+    out, m = [], first
+    while m <= last:
+        out.append(m)
+        m = shift_month(m, 1)
+    return out
+
+
+# --- computing ---------------------------------------------------------------------------------
+
+
+async def unit_metrics(
+    session: AsyncSession,
+    month: str,
+    names: Iterable[str] = SOURCES,
+    progress: Progress | None = None,
+) -> dict[int, dict[str, float]]:
+    """Every unit's summed facts for the month: one pass per domain that has a facts module."""
+    start, end = month_bounds(month)
+    sources = load_sources(names)
+    values: dict[int, dict[str, float]] = defaultdict(dict)
+    for n, source in enumerate(sources):
+        for fact in await source(session, start, end):
+            if fact.unit_id is None:
+                continue
+            d = values[fact.unit_id]
+            d[fact.metric] = d.get(fact.metric, 0.0) + float(fact.value)
+        if progress:
+            progress("facts", n + 1, len(sources))
+    return values
+
+
+@dataclass(frozen=True)
+class ComputeResult:
+    month: str
+    units: int
+    config_version: str
+    replaced_version: str | None
+    seconds: float
+
+
+async def compute_month(
+    session: AsyncSession,
+    actor: Principal,
+    month: str,
+    *,
+    replace: bool = False,
+    names: Iterable[str] = SOURCES,
+    model: IndexModel | None = None,
+    progress: Progress | None = None,
+    record: bool = True,
+) -> ComputeResult:
+    """Compute, store and announce one month's index for every active unit. Commits once.
+
+    ``record=False`` (the demo generator only) writes neither the audit row nor the outbox event."""
+    if actor.role not in COMPUTE_ROLES:
+        raise Forbidden("当前角色无权计算平安指数")
+    check_month(month)
+    model = model or load_model()
+    began = time.perf_counter()
+    run = await session.get(SafetyIndexRun, month)
+    previous_version = run.config_version if run else None
+    if run is not None and run.config_version != model.version and not replace:
+        raise Conflict(
+            f"{month} 的指数已按模型 {run.config_version} 计算，当前模型为 {model.version}；"
+            "如需重算请明确指定替换",
+            code="version_mismatch",
+            details=[{"field": "replace", "code": "version_mismatch", "message": run.config_version}],
+        )
+    units = list(
+        await session.execute(
+            select(Unit.id, Unit.station_id, Unit.category_code)
+            .where(Unit.status == "active")
+            .order_by(Unit.id)
+        )
+    )
+    values = await unit_metrics(session, month, names, progress)
+    previous = await session.execute(
+        select(SafetyIndexScore.unit_id, SafetyIndexScore.score).where(
+            SafetyIndexScore.month == shift_month(month, -1)
+        )
+    )
+    last: dict[int, float] = {row[0]: row[1] for row in previous}
+    empty: dict[str, float] = {}
+    scored = [score_unit(model, values.get(uid, empty), unit_id=uid, month=month) for uid, _, _ in units]
+    if progress:
+        progress("score", len(units), len(units))
+    scores = [s.score for s in scored]
+    rank_st, size_st = group_ranks((st for _, st, _ in units), scores)
+    rank_cat, size_cat = group_ranks((cat for _, _, cat in units), scores)
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for i, ((uid, st, cat), s) in enumerate(zip(units, scored, strict=True)):
+        prev = last.get(uid)
+        rows.append(
+            {
+                "month": month,
+                "unit_id": uid,
+                "station_id": st,
+                "category_code": cat,
+                "score": s.score,
+                "grade": s.grade,
+                "rank_station": rank_st[i],
+                "station_units": size_st[i],
+                "rank_category": rank_cat[i],
+                "category_units": size_cat[i],
+                "change": None if prev is None else round(s.score - prev, 1),
+                "deductions": [item.as_json() for item in s.items],
+                "advice": list(s.advice),
+                "config_version": model.version,
+                "computed_at": now,
+            }
+        )
+    await session.execute(delete(SafetyIndexScore).where(SafetyIndexScore.month == month))
+    for n in range(0, len(rows), CHUNK):
+        await session.execute(insert(SCORES), rows[n : n + CHUNK])
+        if progress:
+            progress("write", min(n + CHUNK, len(rows)), len(rows))
+    seconds = round(time.perf_counter() - began, 3)
+    if run is None:
+        session.add(
+            SafetyIndexRun(month=month, config_version=model.version, units=len(rows), seconds=seconds)
+        )
+    else:
+        run.config_version, run.units, run.seconds, run.computed_at = model.version, len(rows), seconds, now
+    if record:
+        await audit.record_action(
+            session,
+            actor,
+            "safety_index.compute",
+            "safety_index_month",
+            month,
+            {"units": len(rows), "config_version": model.version, "replaced_version": previous_version},
+        )
+        outbox.emit(
+            session,
+            COMPUTED_TOPIC,
+            {
+                "month": month,
+                "units": len(rows),
+                "config_version": model.version,
+                "station_id": None,
+                "unit_id": None,
+                "at": now.isoformat(),
+            },
+        )
+    await session.commit()
+    return ComputeResult(month, len(rows), model.version, previous_version, seconds)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreFilters:
+    month: str | None = None
+    station_id: int | None = None
+    category: str | None = None
+    grade: str | None = None
+    unit_id: int | None = None
+    order: str = "asc"  # asc: riskiest (lowest score) first
+    limit: int = 50
+    offset: int = 0
+
+
+def _score_out(row: SafetyIndexScore, unit_name: str, station_name: str) -> schemas.ScoreOut:
+    return schemas.ScoreOut(
+        month=row.month,
+        unit_id=row.unit_id,
+        unit_name=unit_name,
+        station_id=row.station_id,
+        station_name=station_name,
+        category_code=row.category_code,
+        score=row.score,
+        grade=row.grade,
+        grade_label=GRADE_LABELS.get(row.grade, row.grade),
+        rank_station=row.rank_station,
+        station_units=row.station_units,
+        rank_category=row.rank_category,
+        category_units=row.category_units,
+        change=row.change,
+        deductions=[schemas.DeductionOut.model_validate(d) for d in row.deductions],
+        advice=list(row.advice),
+        config_version=row.config_version,
+    )
+
+
+async def latest_month(session: AsyncSession) -> str | None:
+    return await session.scalar(select(func.max(SafetyIndexRun.month)))
+
+
+async def computed_months(session: AsyncSession) -> list[str]:
+    return list(await session.scalars(select(SafetyIndexRun.month).order_by(SafetyIndexRun.month.desc())))
+
+
+async def list_scores(
+    session: AsyncSession, actor: Principal, f: ScoreFilters
+) -> tuple[list[schemas.ScoreOut], int, str | None]:
+    """Scores of the month (the latest computed one by default) for units in the actor's scope."""
+    month = check_month(f.month) if f.month else await latest_month(session)
+    if f.grade is not None and f.grade not in GRADES:
+        raise field_error("grade", "等级应为 excellent / good / fair / poor", "invalid_grade")
+    if month is None:
+        return [], 0, None
+    where: list[ColumnElement[bool]] = [SafetyIndexScore.month == month, unit_clause(actor.scope)]
+    if f.station_id is not None:
+        where.append(SafetyIndexScore.station_id == f.station_id)
+    if f.category:
+        where.append(SafetyIndexScore.category_code == f.category)
+    if f.grade:
+        where.append(SafetyIndexScore.grade == f.grade)
+    if f.unit_id is not None:
+        where.append(SafetyIndexScore.unit_id == f.unit_id)
+    base = select(SafetyIndexScore, Unit.name, Station.name).join(Unit, Unit.id == SafetyIndexScore.unit_id)
+    base = base.join(Station, Station.id == SafetyIndexScore.station_id).where(*where)
+    total = await session.scalar(
+        select(func.count())
+        .select_from(SafetyIndexScore)
+        .join(Unit, Unit.id == SafetyIndexScore.unit_id)
+        .where(*where)
+    )
+    order = SafetyIndexScore.score.asc() if f.order == "asc" else SafetyIndexScore.score.desc()
+    rows = await session.execute(
+        base.order_by(order, SafetyIndexScore.unit_id).limit(f.limit).offset(f.offset)
+    )
+    return [_score_out(r, un, sn) for r, un, sn in rows], int(total or 0), month
+
+
+async def unit_history(session: AsyncSession, actor: Principal, unit_id: int) -> schemas.UnitHistory:
+    """Every computed month of one unit in the actor's scope, oldest first (404 outside scope)."""
+    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, unit_clause(actor.scope)))
+    if unit is None:
+        raise NotFound("单位不存在")
+    rows = await session.execute(
+        select(SafetyIndexScore, Station.name)
+        .join(Station, Station.id == SafetyIndexScore.station_id)
+        .where(SafetyIndexScore.unit_id == unit_id)
+        .order_by(SafetyIndexScore.month)
+    )
+    items = [_score_out(r, unit.name, sn) for r, sn in rows]
+    return schemas.UnitHistory(unit_id=unit.id, unit_name=unit.name, items=items, total=len(items))
+
+
+async def peer_scores(session: AsyncSession, actor: Principal, unit_id: int, month: str) -> list[float]:
+    """The scores of the unit's category peers in its station that month, best first, without who
+    they are: a unit may compare itself with its peers but not see them (anonymised)."""
+    own = await session.scalar(
+        select(SafetyIndexScore)
+        .join(Unit, Unit.id == SafetyIndexScore.unit_id)
+        .where(SafetyIndexScore.unit_id == unit_id, SafetyIndexScore.month == month, unit_clause(actor.scope))
+    )
+    if own is None:
+        return []
+    rows = await session.scalars(
+        select(SafetyIndexScore.score)
+        .where(
+            SafetyIndexScore.month == month,
+            SafetyIndexScore.station_id == own.station_id,
+            SafetyIndexScore.category_code == own.category_code,
+        )
+        .order_by(SafetyIndexScore.score.desc())
+    )
+    return list(rows)
+
+
+async def grade_counts(
+    session: AsyncSession, actor: Principal, month: str, station_id: int | None
+) -> dict[str, int]:
+    where: list[ColumnElement[bool]] = [SafetyIndexScore.month == month, unit_clause(actor.scope)]
+    if station_id is not None:
+        where.append(SafetyIndexScore.station_id == station_id)
+    rows = await session.execute(
+        select(SafetyIndexScore.grade, func.count())
+        .join(Unit, Unit.id == SafetyIndexScore.unit_id)
+        .where(*where)
+        .group_by(SafetyIndexScore.grade)
+    )
+    counts = dict.fromkeys(GRADES, 0)
+    counts.update({g: int(n) for g, n in rows})
+    return counts
