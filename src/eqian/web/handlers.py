@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from eqian.activities import events as activities_events
 from eqian.cockpit import events as cockpit_events
+from eqian.cockpit import jobs as cockpit_jobs
 from eqian.core.scheduler import Job
 from eqian.environment import events as environment_events
 from eqian.hazards import events as hazards_events
@@ -47,4 +48,5 @@ def periodic_jobs() -> list[Job]:
         *requests_jobs.JOBS,
         *messaging_jobs.JOBS,
         *safety_index_jobs.JOBS,
+        *cockpit_jobs.JOBS,
     ]
