@@ -2,7 +2,7 @@
 
 from eqian.activities import models as activity_models
 from eqian.cockpit import models as cockpit_models
-from eqian.core import accounts, audit, outbox
+from eqian.core import accounts, audit, idempotency, outbox
 from eqian.core.db import Base
 from eqian.environment import models as environment_models
 from eqian.hazards import models as hazard_models
@@ -23,6 +23,7 @@ __all__ = [
     "cockpit_models",
     "environment_models",
     "hazard_models",
+    "idempotency",
     "incident_models",
     "mediation_models",
     "messaging_models",

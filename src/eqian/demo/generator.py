@@ -25,9 +25,15 @@ from eqian.core.ids import CREDIT_CODE_ALPHABET, make_credit_code
 from eqian.core.passwords import hash_password
 from eqian.demo import environment, names
 from eqian.demo.activities import seed_activities
+from eqian.demo.cockpit import seed_cockpit
 from eqian.demo.environment import EnvironmentPlan
 from eqian.demo.hazards import seed_hazards
+from eqian.demo.incidents import seed_incidents
+from eqian.demo.mediation import seed_mediation
+from eqian.demo.messaging import seed_messaging
 from eqian.demo.names import NameTemplate, StationPlace
+from eqian.demo.requests import seed_requests
+from eqian.demo.safety_index import seed_safety_index
 from eqian.demo.workforce import seed_workforce
 from eqian.mediation.models import MediationTeam
 from eqian.organizations.categories import CATEGORIES
@@ -43,9 +49,20 @@ from eqian.organizations.models import (
 )
 
 DomainSeed = Callable[..., Awaitable[dict[str, int]]]
-# Each takes (session, *, seed, today), reads the units and users already in the session, and
-# returns its counts.
-DOMAIN_SEEDS: tuple[DomainSeed, ...] = (seed_activities, seed_workforce, seed_hazards)
+# Each takes (session, *, seed, today), reads the units and users already in the session (and what
+# the seeds before it wrote: mediation opens cases from the incidents, the index and the cockpit
+# read everything), and returns its counts.
+DOMAIN_SEEDS: tuple[DomainSeed, ...] = (
+    seed_activities,
+    seed_workforce,
+    seed_hazards,
+    seed_incidents,
+    seed_mediation,
+    seed_requests,
+    seed_messaging,
+    seed_safety_index,
+    seed_cockpit,
+)
 
 Scale = Literal["town", "city"]
 Row = dict[str, Any]

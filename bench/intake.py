@@ -1,0 +1,371 @@
+"""Incident intake: POST /api/v1/incidents under concurrent clients, against a bare insert; and the
+import of a 110 export.
+
+A throwaway PostgreSQL database (``eqian_bench_intake``, dropped afterwards) gets the schema and the
+demo town (1,800 units). ``uvicorn`` serves it with 2 workers; this file is also the app factory
+(``intake:bench_app``), which adds one route to the real app: ``POST /bench/bare-incident``, the
+baseline, which authenticates the same way and then only inserts the incident row (no
+classification, linking, routing, timeline, outbox, audit or idempotency key).
+
+``CLIENTS`` concurrent clients post realistic Chinese descriptions (each request with its own
+``Idempotency-Key``) for a fixed time; phases alternate full / bare / full / bare so that other
+load on the shared machine falls on both. Figures: requests per second and p50/p99 latency of
+each, their ratio, and the seconds to import a generated 110 export (CSV; 100,000 rows, or 5,000
+with ``--quick``) through ``eqian.incidents.transfer`` (classify, link, route, bulk insert).
+
+Usage: python bench/intake.py [--quick] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+DB_NAME = "eqian_bench_intake"
+PASSWORD = "bench-pass-365"  # noqa: S105 - throwaway demo accounts in a throwaway database
+TODAY = dt.date(2026, 11, 23)
+TEMPLATES = (
+    "{unit}的工人反映老板拖欠工资两个多月，要求结清",
+    "{unit}老板称对方拖欠加工费三万元不给",
+    "{unit}仓库被盗，丢失童装十箱",
+    "{unit}财务接到冒充老板的电话，被骗转账五万元",
+    "{unit}车间电线起火冒烟",
+    "{unit}内一名五岁儿童走失，家长求助",
+    "{road}两辆电动车相撞，一人受伤",
+    "{road}小区邻居因楼道堆放杂物发生口角",
+    "{road}一住户夫妻吵架，请求处理家庭纠纷",
+    "{road}夜市有人酒后闹事打架",
+)
+ROADS = ("大港路", "珍贝路", "织里南路", "康泰路", "吴兴大道", "富民路")
+
+
+# --- the app factory uvicorn imports (``intake:bench_app``) ---------------------------------------
+
+
+def bench_app() -> FastAPI:
+    from eqian.core.db import utcnow
+    from eqian.core.permissions import Principal
+    from eqian.incidents.models import Incident
+    from eqian.web.app import create_app
+    from eqian.web.deps import get_db, get_principal
+
+    app = create_app()
+
+    @app.post("/bench/bare-incident", status_code=201, include_in_schema=False)
+    async def bare(
+        body: dict[str, Any], db: AsyncSession = Depends(get_db), actor: Principal = Depends(get_principal)
+    ) -> JSONResponse:
+        now = utcnow()
+        station_id = next(iter(actor.scope.station_ids), None) or int(body.get("station_id") or 1)
+        incident = Incident(
+            source_key=f"u:{uuid.uuid4().hex}",
+            source="api",
+            reported_at=now,
+            station_id=station_id,
+            description=str(body.get("description", ""))[:2000],
+            caller_phone=body.get("caller_phone"),
+            address=str(body.get("address", ""))[:200],
+            category="other",
+            police=True,
+            route="dispatch",
+            sla_hours=24,
+            due_at=now + dt.timedelta(hours=24),
+            status="reported",
+        )
+        db.add(incident)
+        await db.commit()
+        return JSONResponse({"id": incident.id}, status_code=201)
+
+    return app
+
+
+# --- setup ----------------------------------------------------------------------------------------
+
+
+async def _admin(pg: str, sql: str) -> None:
+    engine = create_async_engine(pg + "postgres", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
+async def setup(url: str) -> dict[str, Any]:
+    from eqian.all_models import Base
+    from eqian.core.accounts import User
+    from eqian.core.db import make_engine, make_sessionmaker
+    from eqian.demo.generator import seed_demo
+    from eqian.organizations.models import Unit
+
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    factory = make_sessionmaker(engine)
+    await seed_demo(factory, seed=365, password=PASSWORD, today=TODAY, domains=False)
+    async with factory() as session:
+        units = (await session.execute(select(Unit.id, Unit.name, Unit.station_id).order_by(Unit.id))).all()
+        officer_station = await session.scalar(
+            select(User.station_id).where(User.username == "station_officer")
+        )
+    await engine.dispose()
+    return {"units": [(u, n, s) for u, n, s in units], "officer_station": officer_station}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str, port: int, var_dir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "EQIAN_DATABASE_URL": url,
+        "EQIAN_VAR_DIR": str(var_dir),
+        "EQIAN_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(Path(__file__).resolve().parent),
+    }
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "intake:bench_app", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, cwd=str(ROOT), start_new_session=True)
+
+
+async def wait_ready(base: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(base + "/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("server did not start")
+
+
+async def token(base: str, username: str) -> str:
+    async with httpx.AsyncClient() as client:
+        r = await client.post(base + "/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+
+def body_for(rng: random.Random, units: list[tuple[int, str, int]]) -> dict[str, Any]:
+    tpl = rng.choice(TEMPLATES)
+    _, name, station_id = rng.choice(units)
+    return {
+        "description": tpl.format(unit=name, road=rng.choice(ROADS)),
+        "caller_phone": f"139{rng.randint(10_000_000, 99_999_999)}",
+        "address": f"织里镇{rng.choice(ROADS)}{rng.randint(1, 300)}号",
+        "station_id": station_id,
+    }
+
+
+async def phase(
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    clients: int,
+    seconds: float,
+    units: list[tuple[int, str, int]],
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client_loop(n: int, client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        rng = random.Random(n)
+        while time.monotonic() < stop:
+            body = body_for(rng, units)
+            h = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(base + path, json=body, headers=h)
+                ok = r.status_code == 201
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(client_loop(i, client) for i in range(clients)))
+        elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else 0.0,
+    }
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "requests": sum(p["requests"] for p in parts),
+        "errors": sum(p["errors"] for p in parts),
+        "rps": statistics.mean(p["rps"] for p in parts),
+        "p50_ms": statistics.mean(p["p50_ms"] for p in parts),
+        "p99_ms": max(p["p99_ms"] for p in parts),
+    }
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+
+NOTES = ("请求出警", "现场有人", "报警人在现场", "要求处理")
+
+
+def write_export(path: Path, rows: int, units: list[tuple[int, str, int]]) -> None:
+    """A 110 export for the whole sub-bureau: its station column says where street calls belong."""
+    rng = random.Random(110)
+    start = dt.datetime(2026, 1, 1, 8, 0, tzinfo=dt.UTC)
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["接警编号", "报警时间", "报警电话", "事发地址", "报警内容", "管辖派出所"])
+        for i in range(rows):
+            b = body_for(rng, units)
+            # a number and a few words of the dispatcher's own make each row's text distinct
+            text_ = f"{b['description']}（{rng.choice(NOTES)}{i % 97}）"
+            at = (start + dt.timedelta(minutes=3 * i)).strftime("%Y-%m-%d %H:%M")
+            w.writerow([f"B{i:07d}", at, b["caller_phone"], b["address"], text_, b["station_id"]])
+
+
+async def import_timing(url: str, path: Path) -> dict[str, float]:
+    from eqian.core.accounts import User
+    from eqian.core.db import make_engine, make_sessionmaker
+    from eqian.core.permissions import Principal
+    from eqian.incidents import transfer
+
+    engine = make_engine(url)
+    factory = make_sessionmaker(engine)
+    async with factory() as session:
+        user = await session.scalar(select(User).where(User.username == "bureau_admin"))
+        assert user is not None
+        actor = Principal.of(user)
+        t0 = time.perf_counter()
+        result = await transfer.import_file(session, actor, path)
+        first = time.perf_counter() - t0
+    async with factory() as session:
+        t0 = time.perf_counter()
+        again = await transfer.import_file(session, actor, path)
+        second = time.perf_counter() - t0
+    await engine.dispose()
+    return {
+        "import_rows": result.rows,
+        "import_created": result.created,
+        "import_seconds": round(first, 2),
+        "reimport_created": again.created,
+        "reimport_seconds": round(second, 2),
+    }
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--pg", default=os.environ.get("EQIAN_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/")
+    )
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args()
+    seconds = 4.0 if args.quick else 15.0
+    rounds = 1 if args.quick else 2
+    import_rows = 5_000 if args.quick else 100_000
+    url = args.pg + DB_NAME
+    await _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    await _admin(args.pg, f"CREATE DATABASE {DB_NAME}")
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        print(f"setting up {DB_NAME} (schema + demo town) …", flush=True)
+        info = await setup(url)
+        units: list[tuple[int, str, int]] = info["units"]
+        # the station officer posts calls of their own station; the import is the whole sub-bureau's
+        station_units = [u for u in units if u[2] == info["officer_station"]]
+        port = free_port()
+        with tempfile.TemporaryDirectory() as var_dir:
+            server = start_server(url, port, Path(var_dir))
+            base = f"http://127.0.0.1:{port}"
+            await wait_ready(base)
+            headers = {"Authorization": f"Bearer {await token(base, 'station_officer')}"}
+            # warm-up: both workers load the lexicon and jieba, fill pools and caches
+            await phase(base, "/api/v1/incidents", headers, 4, 3.0 if args.quick else 8.0, station_units)
+            await phase(base, "/bench/bare-incident", headers, 4, 1.0, station_units)
+            full: list[dict[str, Any]] = []
+            bare: list[dict[str, Any]] = []
+            for r in range(rounds):
+                full.append(
+                    await phase(base, "/api/v1/incidents", headers, args.clients, seconds, station_units)
+                )
+                print(f"round {r + 1} full:  {full[-1]}", flush=True)
+                bare.append(
+                    await phase(base, "/bench/bare-incident", headers, args.clients, seconds, station_units)
+                )
+                print(f"round {r + 1} bare:  {bare[-1]}", flush=True)
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            server = None
+            export = Path(var_dir) / "110.csv"
+            write_export(export, import_rows, units)
+            print(f"importing {import_rows} rows …", flush=True)
+            imported = await import_timing(url, export)
+            print(f"import: {imported}", flush=True)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        await _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    f, b = merge(full), merge(bare)
+    figures = {
+        "clients": args.clients,
+        "workers": 2,
+        "seconds_per_phase": seconds,
+        "rps": round(f["rps"], 1),
+        "p50_ms": round(f["p50_ms"], 1),
+        "p99_ms": round(f["p99_ms"], 1),
+        "errors": f["errors"],
+        "baseline_rps": round(b["rps"], 1),
+        "baseline_p50_ms": round(b["p50_ms"], 1),
+        "baseline_p99_ms": round(b["p99_ms"], 1),
+        "baseline_errors": b["errors"],
+        "rps_ratio": round(f["rps"] / b["rps"], 3) if b["rps"] else None,
+        "p99_ratio": round(f["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else None,
+        "cpus": os.cpu_count(),
+        **imported,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
