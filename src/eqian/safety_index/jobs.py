@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import SYSTEM
@@ -21,7 +22,12 @@ async def compute_last_month(session: AsyncSession, now: dt.datetime) -> int:
     month = shift_month(month_of(now), -1)
     if await session.get(SafetyIndexRun, month) is not None:
         return 0
-    result = await compute_month(session, SYSTEM, month)
+    try:
+        result = await compute_month(session, SYSTEM, month)
+    except IntegrityError:
+        # Another worker computed the same month first; its run row won, this one is discarded.
+        await session.rollback()
+        return 0
     return result.units
 
 

@@ -32,6 +32,7 @@ from eqian.mediation import api as mediation_api
 from eqian.mediation import pages as mediation_pages
 from eqian.messaging import api as messaging_api
 from eqian.messaging import pages as messaging_pages
+from eqian.messaging import ws as messaging_ws
 from eqian.notifications import api as notifications_api
 from eqian.organizations import api as organizations_api
 from eqian.organizations import pages as organizations_pages
@@ -79,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if jobs := handlers.periodic_jobs():
                 background.append(asyncio.create_task(scheduler.run_forever(factory, jobs)))
-        yield
+        # Real time (messaging): the pub/sub broker (Redis when configured) and the /ws hub.
+        async with messaging_ws.running(_app, settings.redis_url):
+            yield
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,42 @@
+"""Monthly facts of messaging (see ``eqian.core.facts``), per unit, for the safety index.
+
+An instruction's receipt counts in the month of its deadline: ``messaging.instructions`` (receipts
+due), ``messaging.acknowledged``, ``messaging.acknowledged_on_time`` (by the deadline) and
+``messaging.ack_latency_seconds_sum`` (over the acknowledged ones).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eqian.core.facts import Fact
+from eqian.messaging.models import Receipt
+
+
+async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    acked = Receipt.acknowledged_at.is_not(None)
+    on_time = and_(acked, Receipt.acknowledged_at <= Receipt.deadline)
+    rows = await session.execute(
+        select(
+            Receipt.station_id,
+            Receipt.unit_id,
+            func.count(),
+            func.sum(case((acked, 1), else_=0)),
+            func.sum(case((on_time, 1), else_=0)),
+            func.sum(case((acked, Receipt.ack_latency_seconds), else_=0.0)),
+        )
+        .where(Receipt.deadline >= start, Receipt.deadline < end)
+        .group_by(Receipt.station_id, Receipt.unit_id)
+    )
+    facts: list[Fact] = []
+    for station_id, unit_id, total, n_acked, n_on_time, latency in rows:
+        facts += [
+            Fact(station_id, unit_id, "messaging.instructions", float(total)),
+            Fact(station_id, unit_id, "messaging.acknowledged", float(n_acked or 0)),
+            Fact(station_id, unit_id, "messaging.acknowledged_on_time", float(n_on_time or 0)),
+            Fact(station_id, unit_id, "messaging.ack_latency_seconds_sum", float(latency or 0)),
+        ]
+    return facts

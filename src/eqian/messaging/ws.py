@@ -1,0 +1,894 @@
+"""WebSocket ``/ws`` (protocol v1, see docs/messaging.md): live messages, resume, acknowledgements.
+
+One ``Hub`` per application. Each connection has one writer task that sends everything to its
+client in order; live messages, resume backlogs and replies all pass through it, so it can keep
+per channel the last seq it sent and guarantee "nothing lost, nothing twice":
+
+* a live message with a seq not above the last one sent is dropped (a duplicate);
+* a live message that skips seqs (two senders publishing out of commit order, or a message
+  committed while the connection was subscribing) first fetches the missing ones from the
+  database — they are committed, because a channel's seq counter is bumped under a row lock;
+* ``resume`` sends everything after the client's cursors from the database, then ``resumed``.
+
+Receipts (delivered, read, acknowledged) go through ``AckBatcher``: an in-process queue written
+in one transaction every 50 ms or 500 items; ``acked`` is sent only after that commit. A client
+resends acknowledgements it has no ``acked`` for after a reconnect; acknowledging is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from eqian.core import auth, pubsub
+from eqian.core.accounts import AuthSession, Role, User
+from eqian.core.config import Settings
+from eqian.core.db import utcnow
+from eqian.core.errors import AppError, Unauthorized
+from eqian.core.permissions import Principal
+from eqian.messaging import schemas, service
+from eqian.messaging.models import Channel, Instruction, Receipt
+
+log = logging.getLogger("eqian.messaging.ws")
+router = APIRouter()
+
+AUTH_TIMEOUT = 10.0
+CLOSE_BAD_AUTH = 4401
+CLOSE_BAD_ORIGIN = 4403
+CLOSE_SESSION_ENDED = 4001
+SWEEP_SECONDS = 15.0
+PING_RECHECK_SECONDS = 5.0
+BATCH_SECONDS = 0.05
+BATCH_SIZE = 500
+SESSION_COOKIE = "eqian_session"
+HOLD_SECONDS = 1.5
+HANDSHAKE_CONCURRENCY = 8  # sockets opening at once per worker: the rest wait in memory, not in the DB pool
+CLOSE_TRY_AGAIN = 1013
+
+
+def _dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Conn:
+    ws: WebSocket
+    principal: Principal
+    auth_id: int
+    identity: tuple[Any, ...]  # the user's role and anchors when the socket opened
+    channels: set[int] = field(default_factory=set)
+    sent: dict[int, int] = field(default_factory=dict)
+    queue: asyncio.Queue[tuple[Any, ...]] = field(default_factory=asyncio.Queue)
+    writer: asyncio.Task[None] | None = None
+    closed: bool = False
+    validated_at: float = field(default_factory=time.monotonic)
+    # Until the client's resume is handled (or it does something else, or HOLD_SECONDS pass), live
+    # messages wait here, so the backlog goes out first and nothing is sent twice.
+    held: list[tuple[Any, ...]] | None = field(default_factory=list)
+    live_sent: set[int] = field(default_factory=set)  # channels with a message actually sent
+    baseline: dict[int, int] = field(default_factory=dict)  # each channel's last_seq when the socket opened
+    resumed: bool = False
+
+    @property
+    def user_id(self) -> int:
+        return self.principal.user_id
+
+    @property
+    def unit_id(self) -> int | None:
+        if self.principal.role is Role.UNIT_SECURITY and self.principal.scope.unit_ids:
+            return next(iter(self.principal.scope.unit_ids))
+        return None
+
+    @property
+    def is_officer(self) -> bool:
+        return self.principal.role in service.OFFICER_ROLES
+
+    def push(self, item: tuple[Any, ...]) -> None:
+        if not self.closed:
+            self.queue.put_nowait(item)
+
+    def frame(self, frame: dict[str, Any]) -> None:
+        self.push(("raw", _dumps(frame)))
+
+    def close(self, code: int) -> None:
+        self.push(("close", code))
+
+
+def _identity(user: User) -> tuple[Any, ...]:
+    return (user.role, user.station_id, user.unit_id, user.service_point_id, user.team_id, user.zone_id)
+
+
+# --- receipts batcher ----------------------------------------------------------------------------
+
+
+@dataclass
+class Op:
+    kind: str  # delivered | read | ack
+    instruction_id: int
+    unit_id: int
+    user_id: int | None = None
+    auth_id: int | None = None
+    text: str | None = None
+    at: dt.datetime = field(default_factory=utcnow)
+    conn: Conn | None = None
+
+
+class AckBatcher:
+    """Receipt updates, many per transaction. ``acked`` goes out only after the commit."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self.factory = factory
+        # Acknowledgements and reads first: "delivered" marks are not waited for by anyone.
+        self.urgent: collections.deque[Op] = collections.deque()
+        self.low: collections.deque[Op] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.task: asyncio.Task[None] | None = None
+        self.stored_acks = 0
+        self.batches = 0
+
+    def start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    def pending(self) -> int:
+        return len(self.urgent) + len(self.low)
+
+    async def stop(self) -> None:
+        """Flush what is queued (for at most a few seconds), then stop."""
+        if self.task is not None:
+            for _ in range(100):
+                if not self.pending() and self.idle.is_set():
+                    break
+                await asyncio.sleep(BATCH_SECONDS)
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    def put(self, op: Op) -> None:
+        self.start()
+        (self.low if op.kind == "delivered" else self.urgent).append(op)
+        self.wakeup.set()
+
+    def _take(self) -> list[Op]:
+        batch: list[Op] = []
+        for source in (self.urgent, self.low):
+            while source and len(batch) < BATCH_SIZE:
+                batch.append(source.popleft())
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wakeup.wait()
+            # Gather for up to 50 ms, less when 500 acknowledgements are already waiting.
+            deadline = loop.time() + BATCH_SECONDS
+            while len(self.urgent) < BATCH_SIZE and (remaining := deadline - loop.time()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(min(0.005, remaining))
+            batch = self._take()
+            if not self.pending():
+                self.wakeup.clear()
+            if not batch:
+                continue
+            self.idle.clear()
+            for attempt in range(4):
+                try:
+                    await self.flush(batch)
+                    break
+                except Exception:
+                    log.exception("receipt batch of %d failed (attempt %d)", len(batch), attempt + 1)
+                    await asyncio.sleep(0.2 * 2**attempt)
+            else:
+                for op in batch:
+                    if op.kind == "ack" and op.conn is not None:
+                        op.conn.frame(
+                            {
+                                "type": "error",
+                                "code": "ack_failed",
+                                "message": "确认未能保存，请重试",
+                                "instruction_id": op.instruction_id,
+                            }
+                        )
+            self.idle.set()
+
+    async def flush(self, batch: list[Op]) -> None:
+        # An acknowledgement also fills delivered and read: those ops of the same pair add nothing.
+        ack_pairs = {(op.instruction_id, op.unit_id) for op in batch if op.kind == "ack"}
+        batch = [op for op in batch if op.kind == "ack" or (op.instruction_id, op.unit_id) not in ack_pairs]
+        async with self.factory() as session:
+            pairs = {(op.instruction_id, op.unit_id) for op in batch}
+            known = {
+                (i, u)
+                for i, u in await session.execute(
+                    select(Receipt.instruction_id, Receipt.unit_id).where(
+                        Receipt.instruction_id.in_({i for i, _ in pairs}),
+                        Receipt.unit_id.in_({u for _, u in pairs}),
+                    )
+                )
+                if (i, u) in pairs
+            }
+            instr = {
+                i: (created, channel_id)
+                for i, created, channel_id in await session.execute(
+                    select(Instruction.id, Instruction.created_at, Instruction.channel_id).where(
+                        Instruction.id.in_({i for i, _ in known})
+                    )
+                )
+            }
+            auth_ids = {op.auth_id for op in batch if op.auth_id is not None}
+            now = utcnow()
+            live = (
+                set(
+                    await session.scalars(
+                        select(AuthSession.id)
+                        .join(User, User.id == AuthSession.user_id)
+                        .where(
+                            AuthSession.id.in_(auth_ids),
+                            AuthSession.revoked_at.is_(None),
+                            AuthSession.expires_at > now,
+                            User.is_active.is_(True),
+                        )
+                    )
+                )
+                if auth_ids
+                else set()
+            )
+            rows: dict[str, list[dict[str, Any]]] = {"delivered": [], "read": [], "ack": []}
+            accepted: list[Op] = []
+            refused: list[tuple[Op, str]] = []
+            for op in batch:
+                if op.auth_id is not None and op.auth_id not in live:
+                    refused.append((op, "session_ended"))
+                    continue
+                if (op.instruction_id, op.unit_id) not in known:
+                    refused.append((op, "not_found"))
+                    continue
+                at = service.bind_time(session, op.at)
+                params: dict[str, Any] = {"at": at, "i": op.instruction_id, "u": op.unit_id}
+                if op.kind == "ack":
+                    created = instr[op.instruction_id][0]
+                    params |= {
+                        "user": op.user_id,
+                        "text": op.text or None,
+                        "latency": max(0.0, (op.at - created).total_seconds()),
+                    }
+                rows[op.kind].append(params)
+                accepted.append(op)
+            for kind, statement in (
+                ("delivered", service.DELIVERED_SQL),
+                ("read", service.READ_SQL),
+                ("ack", service.ACK_SQL),
+            ):
+                if rows[kind]:
+                    await session.execute(statement, rows[kind])
+            await session.commit()
+            self.batches += 1
+            self.stored_acks += len(rows["ack"])
+            touched = {op.instruction_id for op in accepted if op.kind in ("read", "ack")}
+            for instruction_id in sorted(touched):
+                await service.publish_progress(session, instruction_id, instr[instruction_id][1])
+        for op in accepted:
+            if op.kind == "ack" and op.conn is not None:
+                op.conn.frame({"type": "acked", "instruction_id": op.instruction_id})
+        for op, reason in refused:
+            if op.conn is None:
+                continue
+            if reason == "session_ended":
+                op.conn.close(CLOSE_SESSION_ENDED)
+            elif op.kind != "delivered":
+                op.conn.frame(
+                    {
+                        "type": "error",
+                        "code": "not_found",
+                        "message": "指令不存在",
+                        "instruction_id": op.instruction_id,
+                    }
+                )
+
+
+# --- the hub -------------------------------------------------------------------------------------
+
+
+class Hub:
+    """This worker's connections, their channel subscriptions and the receipts batcher."""
+
+    def __init__(
+        self, factory: async_sessionmaker[AsyncSession], write_factory: async_sessionmaker[AsyncSession]
+    ):
+        self.factory = factory
+        self.write_factory = write_factory
+        self.conns: set[Conn] = set()
+        self.by_channel: dict[int, set[Conn]] = {}
+        self.subs: dict[int, pubsub.Subscription] = {}
+        self.batcher = AckBatcher(write_factory)
+        self.channels_sub: pubsub.Subscription | None = None
+        self.sweeper: asyncio.Task[None] | None = None
+        self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
+        self.feed_conns: set[Conn] = set()
+        self.feed_sub: pubsub.Subscription | None = None
+
+    # subscriptions
+    def _ensure_started(self) -> None:
+        if self.channels_sub is None or self.channels_sub.closed:
+            self.channels_sub = pubsub.get_broker().subscribe(
+                service.CHANNELS_TOPIC, self._on_channel_created
+            )
+        if self.sweeper is None or self.sweeper.done():
+            self.sweeper = asyncio.create_task(self._sweep_forever())
+        self.batcher.start()
+
+    def join(self, conn: Conn, channel_id: int) -> None:
+        conn.channels.add(channel_id)
+        members = self.by_channel.setdefault(channel_id, set())
+        members.add(conn)
+        if channel_id not in self.subs or self.subs[channel_id].closed:
+            self.subs[channel_id] = pubsub.get_broker().subscribe(
+                service.channel_topic(channel_id), self._on_channel
+            )
+
+    def subscribe_feed(self, conn: Conn) -> None:
+        self.feed_conns.add(conn)
+        if self.feed_sub is None or self.feed_sub.closed:
+            self.feed_sub = pubsub.get_broker().subscribe(FEED_TOPIC, self._on_feed)
+
+    def _on_feed(self, topic: str, item: dict[str, Any]) -> None:
+        text: str | None = None
+        for conn in list(self.feed_conns):
+            if feed_visible(conn.principal, item):
+                text = text or _dumps({"type": "feed", "item": item})
+                conn.push(("raw", text))
+
+    def leave(self, conn: Conn) -> None:
+        self.conns.discard(conn)
+        self.feed_conns.discard(conn)
+        if not self.feed_conns and self.feed_sub is not None:
+            self.feed_sub.close()
+            self.feed_sub = None
+        for channel_id in conn.channels:
+            members = self.by_channel.get(channel_id)
+            if members is None:
+                continue
+            members.discard(conn)
+            if not members:
+                del self.by_channel[channel_id]
+                sub = self.subs.pop(channel_id, None)
+                if sub is not None:
+                    sub.close()
+
+    def _on_channel(self, topic: str, message: dict[str, Any]) -> None:
+        channel_id = int(topic.split(":", 1)[1])
+        members = self.by_channel.get(channel_id)
+        if not members:
+            return
+        kind = message.get("type")
+        if kind == "message":
+            text = _dumps(message)
+            seq = int(message["seq"])
+            instruction = message.get("instruction")
+            instruction_id = int(instruction["id"]) if instruction else None
+            for conn in members:
+                conn.push(("msg", channel_id, seq, text, instruction_id))
+        elif kind == "progress":
+            text = _dumps(message)
+            for conn in members:
+                if conn.is_officer:
+                    conn.push(("raw", text))
+
+    def _on_channel_created(self, topic: str, event: dict[str, Any]) -> None:
+        channel_id = int(event["channel_id"])
+        units = set(event.get("unit_ids") or [])
+        users = set(event.get("user_ids") or [])
+        station_id = event.get("station_id")
+        for conn in list(self.conns):
+            if channel_id in conn.channels:
+                continue
+            p = conn.principal
+            if (
+                conn.user_id in users
+                or (conn.unit_id is not None and conn.unit_id in units)
+                or p.scope.is_all
+                or (station_id is not None and station_id in p.scope.station_ids)
+                or p.role is Role.LIAISON_OFFICER
+            ):
+                conn.push(("join", channel_id))
+
+    # lifecycle of one connection
+    async def open(self, ws: WebSocket, resolved: auth.Resolved) -> Conn:
+        self._ensure_started()
+        conn = Conn(
+            ws=ws, principal=resolved.principal, auth_id=resolved.auth.id, identity=_identity(resolved.user)
+        )
+        async with self.factory() as session:
+            channels = await service.visible_channels(session, conn.principal)
+        self.conns.add(conn)
+        for ch in channels:
+            self.join(conn, ch.id)
+            conn.sent[ch.id] = ch.last_seq
+            conn.baseline[ch.id] = ch.last_seq
+        conn.writer = asyncio.create_task(self._write(conn))
+        asyncio.get_running_loop().call_later(HOLD_SECONDS, conn.push, ("release",))
+        conn.frame(
+            {
+                "type": "ready",
+                "user_id": conn.user_id,
+                "role": conn.principal.role.value,
+                "unit_id": conn.unit_id,
+                "channels": [
+                    {"id": ch.id, "kind": ch.kind, "name": ch.name, "last_seq": ch.last_seq}
+                    for ch in channels
+                ],
+            }
+        )
+        return conn
+
+    async def close(self, conn: Conn) -> None:
+        conn.closed = True
+        self.leave(conn)
+        if conn.writer is not None and conn.writer is not asyncio.current_task():
+            conn.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await conn.writer
+
+    async def _write(self, conn: Conn) -> None:
+        ws = conn.ws
+        try:
+            while True:
+                item = await conn.queue.get()
+                match item[0]:
+                    case "raw":
+                        await ws.send_text(item[1])
+                    case "msg":
+                        if conn.held is not None:
+                            conn.held.append(item)
+                            continue
+                        _, channel_id, seq, text, instruction_id = item
+                        await self._send_message(conn, channel_id, seq, text, instruction_id)
+                    case "resume":
+                        await self._resume(conn, item[1])
+                        await self._release(conn)
+                    case "release":
+                        await self._release(conn)
+                    case "join":
+                        await self._join_new(conn, item[1])
+                    case "close":
+                        conn.closed = True
+                        await ws.close(code=item[1])
+                        return
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            conn.closed = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("websocket writer failed")
+            conn.closed = True
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011)
+
+    async def _release(self, conn: Conn) -> None:
+        held, conn.held = conn.held, None
+        for _, channel_id, seq, text, instruction_id in held or ():
+            await self._send_message(conn, channel_id, seq, text, instruction_id)
+
+    async def _send_message(
+        self, conn: Conn, channel_id: int, seq: int, text: str, instruction_id: int | None
+    ) -> None:
+        last = conn.sent.get(channel_id)
+        if last is not None and seq <= last:
+            return  # already sent on this connection
+        if last is not None and seq > last + 1:
+            async with self.factory() as session:
+                missing = await service.messages_after(session, channel_id, last, limit=seq - last - 1)
+            for m in missing:
+                await self._send_rendered(conn, m)
+        await conn.ws.send_text(text)
+        conn.sent[channel_id] = seq
+        conn.live_sent.add(channel_id)
+        self._delivered(conn, instruction_id)
+
+    async def _send_rendered(self, conn: Conn, message: dict[str, Any]) -> None:
+        channel_id, seq = int(message["channel_id"]), int(message["seq"])
+        if seq <= conn.sent.get(channel_id, 0):
+            return
+        await conn.ws.send_text(_dumps({"type": "message", **message}))
+        conn.sent[channel_id] = seq
+        conn.live_sent.add(channel_id)
+        instruction = message.get("instruction")
+        self._delivered(conn, int(instruction["id"]) if instruction else None)
+
+    def _delivered(self, conn: Conn, instruction_id: int | None) -> None:
+        unit_id = conn.unit_id
+        if instruction_id is not None and unit_id is not None:
+            self.batcher.put(Op("delivered", instruction_id, unit_id))
+
+    async def _resume(self, conn: Conn, cursors: dict[int, int]) -> None:
+        for channel_id, cursor in sorted(cursors.items()):
+            if channel_id not in conn.channels:
+                await conn.ws.send_text(
+                    _dumps(
+                        {
+                            "type": "error",
+                            "code": "not_found",
+                            "message": "频道不存在",
+                            "channel_id": channel_id,
+                        }
+                    )
+                )
+                continue
+            known = conn.sent.get(channel_id, 0)
+            if channel_id in conn.live_sent:
+                # A late resume (live messages already went out): never go below what this connection
+                # sent, which would send it twice, but still send what the client missed before it opened.
+                base = conn.baseline.get(channel_id, 0)
+                if cursor < base:
+                    async with self.factory() as session:
+                        missed = await service.messages_after(
+                            session, channel_id, cursor, limit=base - cursor
+                        )
+                    for m in missed:
+                        if int(m["seq"]) <= base:
+                            await conn.ws.send_text(_dumps({"type": "message", **m}))
+                conn.sent[channel_id] = max(cursor, known)
+                continue
+            conn.sent[channel_id] = cursor
+            if cursor >= known:
+                # Nothing newer than the client's cursor was committed when the socket opened; later
+                # messages come live (held until now) and gaps are filled from the database.
+                continue
+            while True:  # in pages, so a long absence does not load a whole channel at once
+                async with self.factory() as session:
+                    page = await service.messages_after(session, channel_id, conn.sent[channel_id], limit=500)
+                for m in page:
+                    await self._send_rendered(conn, m)
+                if len(page) < 500:
+                    break
+        await conn.ws.send_text(_dumps({"type": "resumed"}))
+
+    async def _join_new(self, conn: Conn, channel_id: int) -> None:
+        if channel_id in conn.channels:
+            return
+        async with self.factory() as session:
+            try:
+                channel = await service.get_channel(session, conn.principal, channel_id)
+            except AppError:
+                return
+            info = {
+                "id": channel.id,
+                "kind": channel.kind,
+                "name": channel.name,
+                "last_seq": channel.last_seq,
+            }
+        self.join(conn, channel_id)
+        conn.sent[channel_id] = 0
+        await conn.ws.send_text(_dumps({"type": "channel", "channel": info}))
+        # Everything already in it (usually the one message that created it), then live.
+        async with self.factory() as session:
+            backlog = await service.messages_after(session, channel_id, 0, limit=500)
+        for m in backlog:
+            await self._send_rendered(conn, m)
+
+    # session checks
+    async def _live_identities(self, auth_ids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+        ids = list(auth_ids)
+        out: dict[int, tuple[Any, ...]] = {}
+        now = utcnow()
+        async with self.factory() as session:
+            for start in range(0, len(ids), 1000):
+                rows = await session.execute(
+                    select(
+                        AuthSession.id,
+                        User.role,
+                        User.station_id,
+                        User.unit_id,
+                        User.service_point_id,
+                        User.team_id,
+                        User.zone_id,
+                    )
+                    .join(User, User.id == AuthSession.user_id)
+                    .where(
+                        AuthSession.id.in_(ids[start : start + 1000]),
+                        AuthSession.revoked_at.is_(None),
+                        AuthSession.expires_at > now,
+                        User.is_active.is_(True),
+                    )
+                )
+                for auth_id, *identity in rows:
+                    out[auth_id] = tuple(identity)
+        return out
+
+    async def still_valid(self, conn: Conn) -> bool:
+        live = await self._live_identities([conn.auth_id])
+        ok = live.get(conn.auth_id) == conn.identity
+        conn.validated_at = time.monotonic()
+        if not ok:
+            conn.close(CLOSE_SESSION_ENDED)
+        return ok
+
+    async def sweep(self) -> int:
+        """Close every socket whose session ended (logout, expiry, disabled user, role change)."""
+        conns = [c for c in self.conns if not c.closed]
+        if not conns:
+            return 0
+        live = await self._live_identities({c.auth_id for c in conns})
+        ended = 0
+        for conn in conns:
+            if live.get(conn.auth_id) != conn.identity:
+                conn.close(CLOSE_SESSION_ENDED)
+                ended += 1
+        return ended
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("session sweep failed")
+
+    async def shutdown(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        for conn in list(self.conns):
+            await self.close(conn)
+        await self.batcher.stop()
+        if self.channels_sub is not None:
+            self.channels_sub.close()
+
+
+FEED_TOPIC = "feed"
+
+
+def feed_visible(principal: Principal, item: dict[str, Any]) -> bool:
+    """The live feed (cockpit) is for the command: the bureau sees all, a station its own items."""
+    if principal.scope.is_all:
+        return True
+    if principal.role is Role.STATION_OFFICER:
+        return item.get("station_id") in principal.scope.station_ids
+    return False
+
+
+def get_hub(app: Any) -> Hub:
+    hub: Hub | None = getattr(app.state, "messaging_hub", None)
+    if hub is None:
+        hub = Hub(app.state.sessionmaker, app.state.write_sessionmaker)
+        app.state.messaging_hub = hub
+    return hub
+
+
+# --- the endpoint --------------------------------------------------------------------------------
+
+
+def origin_allowed(origin: str, ws: WebSocket, settings: Settings) -> bool:
+    allowed = {o.strip().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()}
+    if origin.rstrip("/") in allowed:
+        return True
+    host = ws.headers.get("host", "")
+    return bool(host) and origin.rstrip("/") in (f"http://{host}", f"https://{host}")
+
+
+async def _authenticate(ws: WebSocket, settings: Settings, gate: asyncio.Semaphore) -> auth.Resolved | None:
+    factory: async_sessionmaker[AsyncSession] = ws.app.state.write_sessionmaker
+    ip = ws.client.host if ws.client else None
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    if cookie:
+        async with gate, factory() as session:
+            try:
+                return await auth.resolve_token(session, settings, cookie, kind="cookie", ip=ip)
+            except Unauthorized:
+                pass
+    try:
+        raw = await asyncio.wait_for(ws.receive_text(), timeout=AUTH_TIMEOUT)
+        frame = json.loads(raw)
+    except (TimeoutError, ValueError, KeyError):
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
+        return None
+    async with gate, factory() as session:
+        try:
+            return await auth.resolve_token(session, settings, frame["token"][:200], kind="bearer", ip=ip)
+        except Unauthorized:
+            return None
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(ws: WebSocket) -> None:
+    settings: Settings = ws.app.state.settings
+    origin = ws.headers.get("origin")
+    await ws.accept()
+    if origin and not origin_allowed(origin, ws, settings):
+        await ws.close(code=CLOSE_BAD_ORIGIN)
+        return
+    hub = get_hub(ws.app)
+    try:
+        resolved = await _authenticate(ws, settings, hub.handshakes)
+    except WebSocketDisconnect:
+        return
+    except (SQLAlchemyError, OSError, TimeoutError):
+        log.warning("websocket authentication failed on the database; client told to retry")
+        with contextlib.suppress(Exception):
+            await ws.close(code=CLOSE_TRY_AGAIN)
+        return
+    if resolved is None:
+        with contextlib.suppress(Exception):
+            await ws.close(code=CLOSE_BAD_AUTH)
+        return
+    try:
+        async with hub.handshakes:
+            conn = await hub.open(ws, resolved)
+    except (SQLAlchemyError, OSError, TimeoutError):
+        log.warning("websocket handshake failed on the database; client told to retry")
+        with contextlib.suppress(Exception):
+            await ws.close(code=CLOSE_TRY_AGAIN)
+        return
+    try:
+        while not conn.closed:
+            raw = await ws.receive_text()
+            if conn.closed:
+                break
+            await handle_frame(hub, conn, raw)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        # Let the writer finish a pending close frame, then forget the connection.
+        if conn.writer is not None and not conn.writer.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(conn.writer), 0.05)
+        await hub.close(conn)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        return None
+    return value
+
+
+async def handle_frame(hub: Hub, conn: Conn, raw: str) -> None:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        conn.frame({"type": "error", "code": "bad_request", "message": "无法解析的消息"})
+        return
+    if not isinstance(frame, dict):
+        conn.frame({"type": "error", "code": "bad_request", "message": "无法解析的消息"})
+        return
+    kind = frame.get("type")
+    handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+    if handler is None:
+        conn.frame({"type": "error", "code": "bad_request", "message": f"未知的消息类型: {str(kind)[:32]}"})
+        return
+    if kind != "resume" and conn.held is not None:
+        conn.push(("release",))  # a client that does not resume gets live messages from now on
+    try:
+        await handler(hub, conn, frame)
+    except AppError as exc:
+        conn.frame({"type": "error", "code": exc.code, "message": exc.message, "details": exc.details})
+
+
+async def _on_ping(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
+    if time.monotonic() - conn.validated_at > PING_RECHECK_SECONDS and not await hub.still_valid(conn):
+        return
+    conn.frame({"type": "pong"})
+
+
+async def _on_resume(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
+    # The first resume follows authentication at once: no need to look the session up again.
+    if conn.resumed and not await hub.still_valid(conn):
+        return
+    conn.resumed = True
+    raw = frame.get("cursors")
+    if not isinstance(raw, dict):
+        raise AppError("cursors 须为对象", code="bad_request")
+    cursors: dict[int, int] = {}
+    for key, value in raw.items():
+        channel_id = _int(int(key)) if str(key).isdigit() and len(str(key)) < 11 else None
+        if channel_id is None or isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise AppError("无效的 cursors", code="bad_request")
+        cursors[channel_id] = value
+    conn.push(("resume", cursors))
+
+
+async def _on_send(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
+    if not await hub.still_valid(conn):
+        return
+    channel_id = _int(frame.get("channel_id"))
+    if channel_id is None:
+        raise AppError("缺少 channel_id", code="bad_request")
+    try:
+        fields = {
+            k: frame[k]
+            for k in ("body", "reply_to", "mentions", "attachment_ids", "client_id")
+            if frame.get(k) is not None
+        }
+        if "client_id" in fields:
+            fields["client_id"] = str(fields["client_id"])[:64]
+        body = schemas.MessageIn.model_validate(fields)
+    except ValueError as exc:
+        raise AppError(
+            "消息格式不正确", code="validation_error", details=[{"message": str(exc)[:300]}]
+        ) from exc
+    async with hub.write_factory() as session:
+        message = await service.send_message(session, conn.principal, channel_id, body)
+    conn.frame(
+        {"type": "sent", "client_id": frame.get("client_id"), "id": message["id"], "seq": message["seq"]}
+    )
+
+
+def _receipt_op(kind: str) -> Callable[[Hub, Conn, dict[str, Any]], Any]:
+    async def handler(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
+        instruction_id = _int(frame.get("instruction_id"))
+        if instruction_id is None:
+            raise AppError("缺少 instruction_id", code="bad_request")
+        unit_id = conn.unit_id
+        if unit_id is None:
+            raise AppError("只有单位安保人员可以确认指令", code="forbidden")
+        text = frame.get("text") if kind == "ack" else None
+        if text is not None and (not isinstance(text, str) or len(text) > 500 or "\x00" in text):
+            raise AppError("确认回复须为 500 字以内的文字", code="validation_error")
+        hub.batcher.put(
+            Op(
+                kind,
+                instruction_id,
+                unit_id,
+                user_id=conn.user_id,
+                auth_id=conn.auth_id,
+                text=text,
+                conn=conn,
+            )
+        )
+
+    return handler
+
+
+async def _on_subscribe(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
+    topics = frame.get("topics")
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise AppError("topics 须为字符串列表", code="bad_request")
+    unknown = [t for t in topics if t != FEED_TOPIC]
+    if unknown:
+        raise AppError(f"未知的订阅主题: {unknown[:5]}", code="bad_request")
+    if topics:
+        hub.subscribe_feed(conn)
+
+
+_HANDLERS: dict[str, Callable[[Hub, Conn, dict[str, Any]], Any]] = {
+    "subscribe": _on_subscribe,
+    "ping": _on_ping,
+    "resume": _on_resume,
+    "send": _on_send,
+    "ack": _receipt_op("ack"),
+    "read": _receipt_op("read"),
+}
+
+
+async def channel_ids_of(session: AsyncSession, actor: Principal) -> list[int]:
+    return list(await session.scalars(select(Channel.id).where(service.channel_clause(actor))))
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any, redis_url: str | None) -> AsyncIterator[None]:
+    """For the app's lifespan: start the process-wide broker, and on the way out close this app's
+    WebSocket hub (flushing queued receipts) and the broker."""
+    await pubsub.start_broker(redis_url)
+    try:
+        yield
+    finally:
+        hub: Hub | None = getattr(app.state, "messaging_hub", None)
+        if hub is not None:
+            await hub.shutdown()
+        await pubsub.stop_broker()

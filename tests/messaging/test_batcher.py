@@ -1,0 +1,125 @@
+"""Receipts written in batches: many acknowledgements per transaction, ``acked`` only after the
+commit, repeats and strangers refused or ignored, and a dead session's acks not stored."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any, cast
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from eqian.core.accounts import AuthSession
+from eqian.core.db import utcnow
+from eqian.core.permissions import Principal
+from eqian.messaging import schemas, service
+from eqian.messaging.models import Receipt
+from eqian.messaging.ws import AckBatcher, Conn, Op
+from eqian.organizations.models import Unit
+from tests.factories import credit_code
+from tests.messaging.helpers import make_msg_world
+
+UNITS = 1200
+
+
+class FakeConn:
+    """Records what the batcher would send to a socket."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.closed_with: int | None = None
+
+    def frame(self, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+
+    def close(self, code: int) -> None:
+        self.closed_with = code
+
+
+async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    mw = await make_msg_world(db)
+    w = mw.world
+    await db.execute(
+        insert(Unit),
+        [
+            {
+                "name": f"织北测试企业{n}",
+                "credit_code": credit_code(),
+                "category_code": "garment",
+                "station_id": w.station_a,
+                "employee_count": 10,
+            }
+            for n in range(UNITS)
+        ],
+    )
+    ch = mw.channels[f"station:{w.station_a}"]
+    officer = Principal.of(mw.user("station_officer"))
+    async with sessionmaker() as session:
+        out = await service.create_instruction(
+            session,
+            officer,
+            schemas.InstructionIn(
+                channel_id=ch, title="春季安全检查", deadline=utcnow() + dt.timedelta(hours=1)
+            ),
+        )
+    iid = out.id
+    unit_ids = list(await db.scalars(select(Receipt.unit_id).where(Receipt.instruction_id == iid)))
+    assert len(unit_ids) == UNITS + 3
+    a2_user = mw.user("unit_security_a2")
+    live_auth = await db.scalar(select(AuthSession.id).where(AuthSession.user_id == a2_user.id))
+    dead_auth = await db.scalar(
+        select(AuthSession.id).where(AuthSession.user_id == mw.user("unit_security").id)
+    )
+    await db.execute(update(AuthSession).where(AuthSession.id == dead_auth).values(revoked_at=utcnow()))
+
+    batcher = AckBatcher(sessionmaker)
+    unit_ids.remove(w.units["a1"])  # a1 acknowledges below, from a session that has ended
+    fakes = [FakeConn() for _ in unit_ids]
+    started = time.perf_counter()
+    for uid, fake in zip(unit_ids, fakes, strict=True):
+        op = Op("ack", iid, uid, user_id=a2_user.id, auth_id=live_auth, text="收到", conn=cast(Conn, fake))
+        batcher.put(op)
+        assert fake.frames == []  # nothing is confirmed before the batch commits
+    repeat = FakeConn()
+    batcher.put(
+        Op(
+            "ack",
+            iid,
+            unit_ids[0],
+            user_id=a2_user.id,
+            auth_id=live_auth,
+            text="第二次",
+            conn=cast(Conn, repeat),
+        )
+    )
+    stranger = FakeConn()
+    batcher.put(
+        Op("ack", iid + 1, unit_ids[0], user_id=a2_user.id, auth_id=live_auth, conn=cast(Conn, stranger))
+    )
+    ended = FakeConn()
+    batcher.put(Op("ack", iid, w.units["a1"], user_id=1, auth_id=dead_auth, conn=cast(Conn, ended)))
+    deadline = time.monotonic() + 30
+    while not all(f.frames for f in fakes) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    await batcher.stop()
+
+    assert all(f.frames == [{"type": "acked", "instruction_id": iid}] for f in fakes)
+    assert repeat.frames == [{"type": "acked", "instruction_id": iid}]
+    assert stranger.frames[0]["code"] == "not_found"
+    assert ended.closed_with == 4001
+    acked = await db.scalar(
+        select(func.count())
+        .select_from(Receipt)
+        .where(Receipt.instruction_id == iid, Receipt.acknowledged_at.is_not(None))
+    )
+    assert acked == UNITS + 2  # everyone but a1, whose acknowledgement came from an ended session
+    assert await db.scalar(select(Receipt.ack_text).where(Receipt.unit_id == unit_ids[0])) == "收到"
+    # 1,200 acknowledgements in a handful of transactions, not one each.
+    assert batcher.batches <= 6, batcher.batches
+    assert batcher.stored_acks == UNITS + 3  # the repeat matched no row but was part of a batch
+    assert elapsed < 20
