@@ -27,6 +27,7 @@ from eqian.environment import pages as environment_pages
 from eqian.hazards import api as hazards_api
 from eqian.hazards import pages as hazards_pages
 from eqian.incidents import api as incidents_api
+from eqian.incidents import classifier
 from eqian.incidents import pages as incidents_pages
 from eqian.mediation import api as mediation_api
 from eqian.mediation import pages as mediation_pages
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Load the incident classifier's dictionary before the first call arrives, not inside it.
+        await asyncio.to_thread(classifier.active_classifier)
         background = []
         if settings.outbox_poll_seconds > 0:
             factory = make_sessionmaker(write_engine)
