@@ -22,6 +22,7 @@ from eqian.core.errors import AppError
 from eqian.incidents import cli as incidents_cli
 from eqian.mediation import cli as mediation_cli
 from eqian.messaging import cli as messaging_cli
+from eqian.notifications import channels as notifications_channels
 from eqian.safety_index import cli as index_cli
 
 app = typer.Typer(help="e企安·365 — 警企共治平台", no_args_is_help=True)
@@ -370,6 +371,7 @@ def outbox_run(
     from eqian.web import handlers
 
     handlers.register_all()
+    notifications_channels.configure(get_settings())
 
     async def run() -> None:
         engine = make_engine(get_settings().resolved_database_url())

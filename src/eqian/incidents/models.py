@@ -3,7 +3,8 @@ officers' overrides of the classifier, and the routing policy.
 
 An incident moves reported → triaged → assigned → in_progress → resolved → closed (a resolved or
 closed one can be reopened to in_progress); each step is a row of ``IncidentEvent`` and an audit row.
-``mediation_case_id`` is a plain indexed integer: mediation cases live in another domain's table.
+``mediation_case_id`` is a plain indexed back-link; the foreign key is the case's ``incident_id`` (one
+direction only: a cycle of foreign keys would need deferred constraints).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eqian.core.db import Base, UTCDateTime, utcnow
@@ -48,8 +48,10 @@ class MediationCase(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # The incident it came from (plain integer: the incidents table belongs to another domain).
-    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The incident it came from; the incident's own mediation_case_id is the back-link.
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
     source: Mapped[str] = mapped_column(String(16))  # incident | service_point | unit | walk_in
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)

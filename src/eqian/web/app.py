@@ -35,6 +35,7 @@ from eqian.messaging import api as messaging_api
 from eqian.messaging import pages as messaging_pages
 from eqian.messaging import ws as messaging_ws
 from eqian.notifications import api as notifications_api
+from eqian.notifications import channels as notifications_channels
 from eqian.organizations import api as organizations_api
 from eqian.organizations import pages as organizations_pages
 from eqian.requests import api as requests_api
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     write_engine = make_engine(url) if settings.is_sqlite else engine
 
     handlers.register_all()
+    notifications_channels.configure(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
