@@ -191,8 +191,13 @@ async def test_one_account_per_role_with_its_anchor(session: AsyncSession) -> No
 
 async def test_mediation_teams(session: AsyncSession) -> None:
     teams = {t.name: t for t in (await session.scalars(select(MediationTeam))).all()}
-    assert set(teams) == {"平安大姐工作室", "老兵驿站", "吴美丽工作室", "织里律师调解团"}
-    assert {t.kind for t in teams.values()} == {"volunteer", "veterans", "community", "lawyers"}
+    district = {name: t for name, t in teams.items() if t.unit_id is None}
+    assert set(district) == {"平安大姐工作室", "老兵驿站", "吴美丽工作室", "织里律师调解团"}
+    assert {t.kind for t in district.values()} == {"volunteer", "veterans", "community", "lawyers"}
+    # The rest are units' own advisors (矛盾不出企业), each anchored to its unit.
+    advisors = [t for t in teams.values() if t.unit_id is not None]
+    assert advisors
+    assert all(t.name.endswith("调解小组") for t in advisors)
     assert all(t.station_id is not None for t in teams.values())
 
 

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.core import outbox
 from eqian.core.audit import AuditLog
+from eqian.core.db import utcnow
 from eqian.core.ids import make_resident_id
 from eqian.core.outbox import OutboxEvent
 from eqian.core.permissions import SYSTEM
+from eqian.incidents.models import Incident
 from eqian.mediation import events, service
 from eqian.mediation.models import MediationCase
 from eqian.mediation.schemas import PartyIn
@@ -95,10 +97,23 @@ async def test_case_lifecycle(
 
     # Load: with 李大姐 busy on the family case, a neighbour dispute still goes to her (named
     # specialty beats load); an economic one goes to 王大姐 (takes anything, lighter load).
+    incident = Incident(
+        source_key="flow-77",
+        reported_at=utcnow(),
+        station_id=w.station_a,
+        description="货款纠纷，对方拖欠五千元",
+        category="economic",
+        police=False,
+        route="mediation",
+        sla_hours=72,
+        due_at=utcnow(),
+    )
+    db.add(incident)
+    await db.flush()
     econ = await service.open_case_from_incident(
         db,
         SYSTEM,
-        incident_id=77,
+        incident_id=incident.id,
         unit_id=w.units["a2"],
         station_id=w.station_a,
         dispute_type="economic",
@@ -112,7 +127,7 @@ async def test_case_lifecycle(
     assert (econ_row.team_id, econ_row.member_id, econ_row.incident_id) == (
         mw.teams["dajie"],
         mw.members["wang"],
-        77,
+        incident.id,
     )
     opened = await db.scalar(
         select(OutboxEvent)
@@ -121,7 +136,7 @@ async def test_case_lifecycle(
     )
     assert opened is not None
     assert opened.payload["case_id"] == econ
-    assert opened.payload["incident_id"] == 77
+    assert opened.payload["incident_id"] == incident.id
     assert set(opened.payload) >= {
         "case_id",
         "incident_id",
