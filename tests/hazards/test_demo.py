@@ -61,7 +61,7 @@ async def test_town_scale_volume_and_speed(seeded: Seeded) -> None:
     async with seeded.factory() as s:
         assert await s.scalar(select(func.count()).select_from(Hazard)) == r["hazards"]
         assert await s.scalar(select(func.count()).select_from(HazardEvent)) == r["events"]
-        now = dt.datetime(2026, 11, 23, 10, tzinfo=dt.UTC)
+        now = dt.datetime(2026, 11, 22, 16, tzinfo=dt.UTC)  # the seed's anchor: 00:00 of TODAY in Beijing
         assert await s.scalar(select(func.count()).select_from(Hazard).where(is_overdue(now))) == r["overdue"]
         # Verified ones were verified after they were found; escalation already caught up.
         assert not await s.scalar(

@@ -92,7 +92,7 @@ async def seed_hazards(session: AsyncSession, *, seed: int, today: dt.date) -> d
     )
 
     rng = random.Random(f"hazards:{seed}")
-    now = dt.datetime.combine(today, dt.time(18), LOCAL_TZ).astimezone(dt.UTC)
+    now = dt.datetime.combine(today, dt.time(), LOCAL_TZ).astimezone(dt.UTC)
     start = today - dt.timedelta(days=365 * YEARS)
     span = (today - start).days
     ids = await _next_ids(session)

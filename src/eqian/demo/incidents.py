@@ -182,7 +182,7 @@ async def seed_incidents(session: AsyncSession, *, seed: int, today: dt.date) ->
         if station_id is not None:
             officers.setdefault(station_id, []).append(uid)
 
-    now = dt.datetime.combine(today, dt.time(18), LOCAL).astimezone(dt.UTC)
+    now = dt.datetime.combine(today, dt.time(), LOCAL).astimezone(dt.UTC)
     start = now - dt.timedelta(days=365 * YEARS)
     span_minutes = 365 * YEARS * 24 * 60
     next_id = int(await session.scalar(select(func.coalesce(func.max(Incident.id), 0))) or 0) + 1

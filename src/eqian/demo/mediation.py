@@ -143,7 +143,7 @@ async def seed_mediation(session: AsyncSession, *, seed: int, today: dt.date) ->
     """Teams' specialties and members, units' own advisors, two years of cases; commits."""
     rng = random.Random(f"mediation:{seed}")
     ids = await _next_ids(session)
-    now = dt.datetime.combine(today, dt.time(18), LOCAL_TZ).astimezone(dt.UTC)
+    now = dt.datetime.combine(today, dt.time(), LOCAL_TZ).astimezone(dt.UTC)
     start = now - dt.timedelta(days=365 * YEARS)
 
     teams = list(await session.scalars(select(MediationTeam).order_by(MediationTeam.id)))

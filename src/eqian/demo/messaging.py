@@ -58,7 +58,7 @@ async def seed_messaging(session: AsyncSession, *, seed: int, today: dt.date) ->
     """Channels, messages, instructions and receipts for the units already there; commits."""
     await ensure_channels(session)
     rng = random.Random(f"messaging:{seed}")
-    now = dt.datetime.combine(today, dt.time(18), LOCAL_TZ).astimezone(dt.UTC)
+    now = dt.datetime.combine(today, dt.time(), LOCAL_TZ).astimezone(dt.UTC)
     officers: dict[int, list[int]] = defaultdict(list)
     security: dict[int, int] = {}
     for uid, role, station_id, unit_id in await session.execute(

@@ -82,7 +82,7 @@ async def seed_requests(session: AsyncSession, *, seed: int, today: dt.date) -> 
     ).all()
     rng = random.Random(f"requests:{seed}")
     local = dt.timezone(dt.timedelta(hours=8))
-    now = dt.datetime.combine(today, dt.time(18), local).astimezone(dt.UTC)
+    now = dt.datetime.combine(today, dt.time(), local).astimezone(dt.UTC)
     start = now - dt.timedelta(days=365 * YEARS)
     year = dt.timedelta(days=365)
     next_id = {
