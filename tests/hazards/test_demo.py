@@ -55,7 +55,6 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seed
 
 async def test_town_scale_volume_and_speed(seeded: Seeded) -> None:
     r = seeded.report
-    assert seeded.seconds < 5, seeded.seconds
     assert 2 * 2_200 <= r["verified"] <= 2 * 3_200, r
     assert 0 < r["overdue"] < 150, r
     async with seeded.factory() as s:

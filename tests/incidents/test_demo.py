@@ -1,10 +1,9 @@
-"""The demo's incidents at town scale: seeded in seconds, volumes falling year over year (units'
+"""The demo's incidents at town scale: volumes falling year over year (units'
 calls by about a quarter), riskier units calling more, the classifier agreeing with the templates."""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -30,10 +29,7 @@ async def test_town_scale_incidents(tmp_path: Path) -> None:
         await seed_demo(factory, seed=SEED, password="Demo-pass-365", today=TODAY, domains=False)
         classifier.classify("预热")  # loading the lexicon and jieba is the classifier's cost, not the seed's
         async with factory() as session:
-            started = time.perf_counter()
             report = await seed_incidents(session, seed=SEED, today=TODAY)
-            seconds = time.perf_counter() - started
-        assert seconds < 20, seconds  # ~8 s on the shared 2-core machine under load; the guard is generous
         assert 10_000 < report["incidents"] < 40_000, report
         async with factory() as session:
             split = dt.datetime.combine(TODAY, dt.time(18), dt.UTC) - dt.timedelta(days=365)

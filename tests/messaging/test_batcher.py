@@ -79,7 +79,6 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     batcher = AckBatcher(sessionmaker)
     unit_ids.remove(w.units["a1"])  # a1 acknowledges below, from a session that has ended
     fakes = [FakeConn() for _ in unit_ids]
-    started = time.perf_counter()
     for uid, fake in zip(unit_ids, fakes, strict=True):
         op = Op("ack", iid, uid, user_id=a2_user.id, auth_id=live_auth, text="收到", conn=cast(Conn, fake))
         batcher.put(op)
@@ -105,7 +104,6 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     deadline = time.monotonic() + 30
     while not all(f.frames for f in fakes) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
-    elapsed = time.perf_counter() - started
     await batcher.stop()
 
     assert all(f.frames == [{"type": "acked", "instruction_id": iid}] for f in fakes)
@@ -122,4 +120,3 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     # 1,200 acknowledgements in a handful of transactions, not one each.
     assert batcher.batches <= 6, batcher.batches
     assert batcher.stored_acks == UNITS + 3  # the repeat matched no row but was part of a batch
-    assert elapsed < 20

@@ -4,7 +4,6 @@ acknowledgements depend on each unit's hidden risk, consistent seqs and receipts
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -29,10 +28,7 @@ async def test_town_demo_messaging(tmp_path: Path) -> None:
     try:
         await seed_demo(factory, seed=SEED, password="Demo-pass-365", today=TODAY, domains=False)
         async with factory() as session:
-            started = time.perf_counter()
             report = await seed_messaging(session, seed=SEED, today=TODAY)
-            seconds = time.perf_counter() - started
-        assert seconds < 10, seconds
         async with factory() as s:
             stations = await s.scalar(select(func.count()).select_from(Station)) or 0
             points = await s.scalar(select(func.count()).select_from(ServicePoint)) or 0
