@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String, select, text
+from sqlalchemy import JSON, BigInteger, Connection, String, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +40,32 @@ class AuditLog(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# The database itself refuses edits (and on PostgreSQL deletions) of audit rows, so not even a bug
+# or an injected statement in the application can rewrite history; migration 0003 installs the
+# same triggers. SQLite keeps DELETE open (the test harness empties tables between tests): there
+# a deleted row shows as a gap in ``seq``. TRUNCATE and DROP stay with the database owner.
+PG_APPEND_ONLY = (
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP "
+    "USING ERRCODE = 'insufficient_privilege'; END $$",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+)
+SQLITE_APPEND_ONLY = (
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END",
+)
+
+
+def _append_only(_table: Any, connection: Connection, **_kw: Any) -> None:
+    statements = {"postgresql": PG_APPEND_ONLY, "sqlite": SQLITE_APPEND_ONLY}.get(connection.dialect.name, ())
+    for statement in statements:
+        connection.execute(text(statement))
+
+
+event.listen(AuditLog.__table__, "after_create", _append_only)
 
 
 def _digest(

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import audit
+from eqian.core import audit, pubsub
 from eqian.core.accounts import AuthSession, Role, User
 from eqian.core.config import Settings
 from eqian.core.errors import AppError, Unauthorized, ValidationFailed, field_error
@@ -21,6 +21,12 @@ from eqian.core.permissions import Principal
 # One message for unknown user, wrong password and locked account, so a caller cannot tell
 # which accounts exist or which are locked.
 LOGIN_FAILED = "用户名或密码错误，或账户已被临时锁定（连续失败 5 次锁定 15 分钟）"
+
+
+# Published after a commit that ends sessions, so every worker's /ws hub closes those sockets at
+# once instead of at their next frame: {"auth_id": n} for one session, {"user_id": n,
+# "except_auth_id": m | None} for a user's sessions.
+SESSIONS_TOPIC = "auth.sessions_ended"
 
 
 def token_digest(token: str) -> str:
@@ -179,6 +185,23 @@ async def logout(session: AsyncSession, auth_session_id: int, principal: Princip
         ip=principal.ip,
     )
     await session.commit()
+    await pubsub.publish(SESSIONS_TOPIC, {"auth_id": auth_session_id})
+
+
+async def revoke_sessions(session: AsyncSession, user_id: int, *, except_auth_id: int | None = None) -> int:
+    """End every live session of a user (inside the caller's transaction); the count ended.
+
+    Call ``announce_revoked`` after the commit so open WebSockets close at once.
+    """
+    query = update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if except_auth_id is not None:
+        query = query.where(AuthSession.id != except_auth_id)
+    result = await session.execute(query.values(revoked_at=_now()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def announce_revoked(user_id: int, *, except_auth_id: int | None = None) -> None:
+    await pubsub.publish(SESSIONS_TOPIC, {"user_id": user_id, "except_auth_id": except_auth_id})
 
 
 async def change_password(
@@ -195,15 +218,7 @@ async def change_password(
     check_policy(new_password, username=user.username)
     user.password_hash = hash_password(new_password)
     user.password_changed_at = _now()
-    await session.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.user_id == user.id,
-            AuthSession.id != current_auth_id,
-            AuthSession.revoked_at.is_(None),
-        )
-        .values(revoked_at=_now())
-    )
+    await revoke_sessions(session, user.id, except_auth_id=current_auth_id)
     await audit.record(
         session,
         actor_id=user.id,
@@ -214,6 +229,7 @@ async def change_password(
         ip=principal.ip,
     )
     await session.commit()
+    await announce_revoked(principal.user_id, except_auth_id=current_auth_id)
 
 
 _ANCHOR_BY_ROLE = {

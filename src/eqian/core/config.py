@@ -55,6 +55,23 @@ class Settings(BaseSettings):
     attachment_max_mb: int = Field(default=10, ge=1, le=100)
     # Origins allowed to open the WebSocket besides the server's own (comma-separated).
     allowed_origins: str = ""
+    # Audit rows are kept at least this long (等保 asks for 180 days); eqian never purges them,
+    # and the setting refuses less so a deployment cannot be configured below the requirement.
+    audit_retention_days: int = Field(default=180, ge=180)
+    # Rate limits (fixed windows, Redis-backed when redis_url is set). Login counts failed
+    # attempts only; the others count every request of one session credential.
+    rate_limit_enabled: bool = True
+    # Per username it sits above the lockout (5 failures): it only stops hammering a locked account,
+    # each attempt of which still costs an argon2 check.
+    rate_limit_login_per_ip_per_minute: int = Field(default=60, ge=1)
+    rate_limit_login_per_user_per_minute: int = Field(default=20, ge=1)
+    # Incident intake by one officer or gateway token; the intake benchmark raises it.
+    rate_limit_intake_per_minute: int = Field(default=3000, ge=1)
+    rate_limit_write_per_minute: int = Field(default=300, ge=1)
+    rate_limit_reveal_per_hour: int = Field(default=30, ge=1)
+    # 401/403 answers per client address (anonymous) or credential; above it the caller gets 429
+    # before any work, which also bounds the access.denied rows a flood can append to the audit chain.
+    rate_limit_denied_per_minute: int = Field(default=600, ge=1)
 
     @field_validator("redis_url", "dingtalk_webhook", "dingtalk_secret", mode="before")
     @classmethod

@@ -323,6 +323,7 @@ class Hub:
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.feed_conns: set[Conn] = set()
         self.feed_sub: pubsub.Subscription | None = None
+        self.sessions_sub: pubsub.Subscription | None = None
 
     # subscriptions
     def _ensure_started(self) -> None:
@@ -330,6 +331,8 @@ class Hub:
             self.channels_sub = pubsub.get_broker().subscribe(
                 service.CHANNELS_TOPIC, self._on_channel_created
             )
+        if self.sessions_sub is None or self.sessions_sub.closed:
+            self.sessions_sub = pubsub.get_broker().subscribe(auth.SESSIONS_TOPIC, self._on_sessions_ended)
         if self.sweeper is None or self.sweeper.done():
             self.sweeper = asyncio.create_task(self._sweep_forever())
         self.batcher.start()
@@ -390,6 +393,14 @@ class Hub:
             for conn in members:
                 if conn.is_officer:
                     conn.push(("raw", text))
+
+    def _on_sessions_ended(self, topic: str, event: dict[str, Any]) -> None:
+        # Logout, a disabled account, a role change or a password reset on any worker: close now,
+        # not at the socket's next frame or the next sweep.
+        auth_id, user_id, keep = event.get("auth_id"), event.get("user_id"), event.get("except_auth_id")
+        for conn in list(self.conns):
+            if conn.auth_id == auth_id or (conn.user_id == user_id and conn.auth_id != keep):
+                conn.close(CLOSE_SESSION_ENDED)
 
     def _on_channel_created(self, topic: str, event: dict[str, Any]) -> None:
         channel_id = int(event["channel_id"])
@@ -649,6 +660,8 @@ class Hub:
         await self.batcher.stop()
         if self.channels_sub is not None:
             self.channels_sub.close()
+        if self.sessions_sub is not None:
+            self.sessions_sub.close()
 
 
 FEED_TOPIC = "feed"

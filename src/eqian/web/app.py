@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from eqian import __version__
 from eqian import all_models as _all_models  # noqa: F401 - registers every table so cross-domain foreign keys resolve
@@ -19,7 +20,7 @@ from eqian.activities import api as activities_api
 from eqian.activities import pages as activities_pages
 from eqian.cockpit import api as cockpit_api
 from eqian.cockpit import pages as cockpit_pages
-from eqian.core import i18n, outbox, scheduler
+from eqian.core import audit, i18n, outbox, ratelimit, scheduler
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.environment import api as environment_api
@@ -42,12 +43,13 @@ from eqian.requests import api as requests_api
 from eqian.requests import pages as requests_pages
 from eqian.safety_index import api as safety_index_api
 from eqian.safety_index import pages as safety_index_pages
-from eqian.web import auth_api, errors, handlers, pages
+from eqian.web import auth_api, errors, handlers, pages, users_api
 from eqian.web.templating import PACKAGE_ROOT, make_templates
 from eqian.workforce import api as workforce_api
 from eqian.workforce import pages as workforce_pages
 
 LANG_COOKIE = "eqian_lang"
+log = logging.getLogger("eqian.web")
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Real time (messaging): the pub/sub broker (Redis when configured) and the /ws hub.
         async with messaging_ws.running(_app, settings.redis_url):
             yield
+        await limiter.close()
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,6 +114,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates()
     settings.resolved_secret_key()  # create var/secret_key at start-up, not on a first request
 
+    async def record_denied(scope: ratelimit.Scope, status: int) -> None:
+        """A 401/403 answered: who (when known), which route, from where, in the audit chain."""
+        principal = scope.get("state", {}).get("principal")
+        try:
+            async with app.state.write_sessionmaker() as session:
+                await audit.record(
+                    session,
+                    actor_id=principal.user_id if principal is not None else None,
+                    actor_name=principal.username if principal is not None else "anonymous",
+                    action="access.denied",
+                    entity="route",
+                    entity_id=f"{scope['method']} {scope['path']}"[:64],
+                    changes={"status": status, "method": scope["method"], "path": scope["path"][:256]},
+                    ip=ratelimit.client_ip(scope),
+                )
+                await session.commit()
+        except (SQLAlchemyError, OSError):
+            # The answer has gone out already; a database hiccup must not turn it into a 500.
+            log.warning("could not record an access denial", exc_info=True)
+
+    limiter = ratelimit.make_limiter(settings)
+    app.state.rate_limiter = limiter
+    # Added before the header middleware below, so a 429 also carries the security headers.
+    app.add_middleware(
+        ratelimit.RateLimitMiddleware, settings=settings, limiter=limiter, on_denied=record_denied
+    )
+
     @app.middleware("http")
     async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         lang = i18n.pick_language(request.cookies.get(LANG_COOKIE), None, settings.default_language)
@@ -127,7 +157,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    @app.get("/healthz", tags=["system"])
+    @app.get(
+        "/healthz",
+        tags=["system"],
+        responses={
+            200: {"description": "服务与数据库正常"},
+            503: {
+                "description": "数据库不可达：负载均衡应摘除此实例",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status", "database"],
+                            "properties": {"status": {"const": "error"}, "database": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+        },
+    )
     async def healthz() -> JSONResponse:
         try:
             async with engine.connect() as conn:
@@ -138,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=PACKAGE_ROOT / "web" / "static"), name="static")
     app.include_router(auth_api.router)
+    app.include_router(users_api.router)
     app.include_router(organizations_api.router)
     app.include_router(pages.router)
     app.include_router(organizations_pages.router)
