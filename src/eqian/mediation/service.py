@@ -89,7 +89,8 @@ def case_clause(scope: Scope) -> ColumnElement[bool]:
                 MediationCase.service_point_id.in_(scope.service_point_ids),
                 MediationCase.unit_id.in_(visible_unit_ids(scope)),
             )
-        case ScopeKind.NONE:
+        case ScopeKind.NONE | ScopeKind.ZONE:
+            # A partner agency's joint zone covers units, eco incidents and patrols, not disputes.
             return false()
         case _:
             return MediationCase.unit_id.in_(visible_unit_ids(scope))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -19,12 +19,19 @@ from eqian.core import audit, outbox
 from eqian.core.accounts import Role, User
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
-from eqian.core.permissions import Principal
+from eqian.core.permissions import Principal, Scope, ScopeKind
 from eqian.mediation.service import local_bounds, month_bounds, month_expr
 from eqian.organizations.models import LiaisonAssignment, Station, Unit
-from eqian.organizations.service import unit_clause
+from eqian.organizations.service import unit_clause as registry_unit_clause
 from eqian.requests import schemas
 from eqian.requests.models import EnterpriseRequest, RequestDepartment, RequestEvent
+
+
+def unit_clause(scope: Scope) -> ColumnElement[bool]:
+    """A partner agency's joint zone covers units, eco incidents and patrols, never a unit's
+    requests (some report internal corruption)."""
+    return false() if scope.kind is ScopeKind.ZONE else registry_unit_clause(scope)
+
 
 SUBMITTED_TOPIC = "requests.submitted"
 RESOLVED_TOPIC = "requests.resolved"
