@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.security.observer import watch_browser
+
 CHROMIUM = "/usr/bin/chromium"
 DEMO_PASSWORD = "demo-pass-365"
 
@@ -79,5 +81,6 @@ def browser() -> Iterator[object]:
                 "--disable-sync",
             ],
         )
-        yield b
+        # Every page and JSON answer the browser loads is scanned for unmasked ID numbers and mobiles.
+        yield watch_browser(b)
         b.close()

@@ -158,7 +158,7 @@ async def test_reveal_phone_is_audited_and_limited(client: httpx.AsyncClient, db
     r = await client.post(f"{API}/{inc['id']}/reveal-phone", headers=iw.headers["unit_security"])
     assert r.status_code == 403
     reveals = await db.scalar(
-        select(func.count()).select_from(AuditLog).where(AuditLog.action == "incidents.incident.reveal_phone")
+        select(func.count()).select_from(AuditLog).where(AuditLog.action == "personal_data.reveal")
     )
     assert reveals == 1
 

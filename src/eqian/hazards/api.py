@@ -171,7 +171,14 @@ async def hazard_stats(
     return Page(items=items, total=len(items))
 
 
-@hazards.get("/photos/{name}")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@hazards.get(
+    "/photos/{name}",
+    response_class=Response,
+    responses={200: {"description": "照片", "content": {"image/jpeg": _BINARY, "image/png": _BINARY}}},
+)
 async def get_photo(name: str, db: Db, actor: Actor, settings: Config) -> Response:
     """A photo of an inspection or a fix, only for a unit in the caller's jurisdiction."""
     if not service.PHOTO_NAME.fullmatch(name):

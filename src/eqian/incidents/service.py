@@ -607,8 +607,9 @@ async def reveal_phone(session: AsyncSession, actor: Principal, incident_id: int
     incident, _, _ = await _load(session, actor, incident_id)
     if actor.role not in REVEAL_ROLES:
         raise Forbidden("您的角色无权查看完整号码")
+    # The same action as every other reveal, so one query over the audit log finds them all.
     await audit.record_action(
-        session, actor, "incidents.incident.reveal_phone", "incident", incident.id, {"field": "caller_phone"}
+        session, actor, "personal_data.reveal", "incident", incident.id, {"fields": ["caller_phone"]}
     )
     await session.commit()
     return schemas.RevealOut(caller_phone=incident.caller_phone)

@@ -131,7 +131,19 @@ async def upload_attachment(
     )
 
 
-@api.get("/attachments/{attachment_id}")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@api.get(
+    "/attachments/{attachment_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "附件",
+            "content": {"image/png": _BINARY, "image/jpeg": _BINARY, "application/pdf": _BINARY},
+        }
+    },
+)
 async def get_attachment(attachment_id: IdPath, db: Db, actor: Actor, settings: Config) -> Response:
     row = await service.get_attachment(db, actor, attachment_id)
     try:

@@ -89,7 +89,54 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+# What every refusal carries; FastAPI would otherwise document its own 422 body ({"detail": [...]}),
+# which this app never sends, and clients generated from the document would mis-read refusals.
+ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "title": "ErrorEnvelope",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {}},
+            },
+        }
+    },
+}
+
+
+def _document_error_envelope(app: FastAPI) -> None:
+    build = app.openapi
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+
+    def openapi() -> dict[str, Any]:
+        doc = build()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        if "ErrorEnvelope" in schemas:
+            return doc  # the cached document, already completed
+        schemas["ErrorEnvelope"] = ERROR_ENVELOPE_SCHEMA
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = ERROR_ENVELOPE_SCHEMA
+            schemas.pop("ValidationError", None)
+        for operations in doc.get("paths", {}).values():
+            for operation in operations.values():
+                # A body that cannot be parsed at all (or names an object that is gone) is a 400.
+                if "requestBody" in operation:
+                    operation["responses"].setdefault(
+                        "400", {"description": "请求体无法解析或引用的对象不存在", "content": envelope}
+                    )
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_error_envelope(app)
+
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
         return error_response(request, exc.status_code, exc.code, exc.message, exc.details)
