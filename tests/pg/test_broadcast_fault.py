@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from typing import Any
 
 import httpx
@@ -66,7 +65,6 @@ async def _send(http: httpx.AsyncClient, channel_id: int, n: int) -> int:
 
 
 async def test_kill_9_a_worker_mid_broadcast_loses_and_repeats_nothing() -> None:
-    started = time.monotonic()
     harness.raise_nofile(4096)
     name = f"{make_url(PG_URL).database}_fault"
     database_url = await harness.create_database(PG_URL, name)
@@ -142,4 +140,3 @@ async def test_kill_9_a_worker_mid_broadcast_loses_and_repeats_nothing() -> None
     assert len(seqs) == MESSAGES
     # Every acknowledgement a client sent (and was confirmed) is stored: 200 units × 6 instructions.
     assert stored == CLIENTS * MESSAGES
-    assert time.monotonic() - started < 120

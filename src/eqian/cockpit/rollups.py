@@ -34,6 +34,7 @@ REFRESH_SECONDS = 30
 SWEEP_SECONDS = 3600
 SWEEP_MONTHS = 13
 MAX_PER_RUN = 6  # months recomputed per refresh run; the rest wait for the next run
+REFRESH_LOCK = 0x636B7074  # "ckpt": advisory lock class of a month's refresh (PostgreSQL)
 NO_STATION = 0
 ALL_STATIONS = -1  # pre-summed over every station, so the bureau-wide view reads ~200 rows a month
 NO_UNIT = ""
@@ -201,6 +202,10 @@ async def refresh_month(
     wait for seconds of aggregation. The seed passes False: it must read its own uncommitted rows.
     """
     started = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # Every worker runs the refresh job: without this, two refreshing the same month both
+        # delete the old rows and the second insert hits pk_cockpit_rollups (found by the soak).
+        await session.execute(select(func.pg_advisory_xact_lock(REFRESH_LOCK, int(month.replace("-", "")))))
     rows = await _read_rows(session, month, names, commit if read_apart is None else read_apart)
     await session.execute(delete(Rollup).where(Rollup.month == month))
     if rows:

@@ -36,6 +36,9 @@ async def escalate_overdue(session: AsyncSession, *, now: dt.datetime) -> int:
         .join(Unit, Unit.id == Hazard.unit_id)
         .where(is_overdue(now), Hazard.escalation_level < load_config().max_level)
         .order_by(Hazard.id)
+        # Several workers run this job: a second one waits and reads the level the first set, so
+        # no level is escalated (and announced) twice.
+        .with_for_update(of=Hazard)
     )
     escalated = 0
     for hazard, station_id, zone_id in rows:

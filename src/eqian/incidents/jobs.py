@@ -29,6 +29,10 @@ async def flag_overdue(session: AsyncSession, *, now: dt.datetime) -> int:
                 .where(is_overdue(now), Incident.overdue_since.is_(None))
                 .order_by(Incident.id)
                 .limit(BATCH)
+                # Every worker runs this job (all at once after a restart): a second one waits for
+                # the first's commit and then no longer sees the rows it flagged, so no incident
+                # is flagged, and its overdue event emitted, twice.
+                .with_for_update(of=Incident)
             )
         )
         for incident in rows:

@@ -23,6 +23,8 @@ async def flag_overdue(session: AsyncSession, *, now: dt.datetime) -> int:
         select(EnterpriseRequest)
         .where(is_overdue(now), EnterpriseRequest.overdue_since.is_(None))
         .order_by(EnterpriseRequest.id)
+        # Several workers run this job: a second one waits, then skips the rows the first flagged.
+        .with_for_update(of=EnterpriseRequest)
     )
     flagged = 0
     for row in rows:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import outbox
@@ -27,10 +27,16 @@ from eqian.workforce.models import Employment, Person, Reminder, Residence
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 LEAD_DAYS = 7
 PERMIT_LEAD_DAYS = 30
+REMIND_LOCK = 7_365_010  # advisory lock key of the job on PostgreSQL
 
 
 async def remind(session: AsyncSession, *, now: dt.datetime) -> int:
     """Emit the reminders not yet sent; returns how many were emitted, and commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Every worker runs this job, all of them at start-up: one at a time, so the second reads
+        # the first's reminders instead of inserting them again (a unique violation, found by
+        # the soak).
+        await session.execute(select(func.pg_advisory_xact_lock(REMIND_LOCK)))
     today = now.astimezone(LOCAL_TZ).date()
     window = service.registration_window_days()
     # hired_on + window within [today − lead, today + lead]  ⇔  hired_on within a date range.
