@@ -52,7 +52,7 @@ CLOSE_SESSION_ENDED = 4001
 SWEEP_SECONDS = 15.0
 PING_RECHECK_SECONDS = 5.0
 BATCH_SECONDS = 0.05
-BATCH_SIZE = 500
+BATCH_SIZE = 2000  # receipts per transaction: 20,000 acknowledgements in ten commits
 SESSION_COOKIE = "eqian_session"
 HOLD_SECONDS = 1.5
 HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
@@ -178,7 +178,7 @@ class AckBatcher:
         loop = asyncio.get_running_loop()
         while True:
             await self.wakeup.wait()
-            # Gather for up to 50 ms, less when 500 acknowledgements are already waiting.
+            # Gather for up to 50 ms, less when a full batch of acknowledgements is already waiting.
             deadline = loop.time() + BATCH_SECONDS
             while len(self.urgent) < BATCH_SIZE and (remaining := deadline - loop.time()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(min(0.005, remaining))
