@@ -168,11 +168,10 @@ class AckBatcher:
         self.wakeup.set()
 
     def _take(self) -> list[Op]:
-        batch: list[Op] = []
-        for source in (self.urgent, self.low):
-            while source and len(batch) < BATCH_SIZE:
-                batch.append(source.popleft())
-        return batch
+        # While acknowledgements wait, a batch carries only them: their senders wait for "acked",
+        # and an acknowledgement fills in delivered_at itself, so the delivered marks lose nothing.
+        source = self.urgent or self.low
+        return [source.popleft() for _ in range(min(BATCH_SIZE, len(source)))]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
