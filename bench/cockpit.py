@@ -60,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 import eqian.all_models  # noqa: F401 - every table, for create_all
 from eqian.cockpit import rollups, service
 from eqian.cockpit.models import CockpitMonth, Rollup
+from eqian.core import months as calendar
 from eqian.core.accounts import Role
 from eqian.core.db import Base, UTCDateTime, make_engine
 from eqian.core.permissions import Principal, Scope, ScopeKind
@@ -106,12 +107,12 @@ events = Table(
 def plan_events(n_units: int, n_stations: int, scale: float) -> list[tuple[Any, ...]]:
     """(id, at, station_id, unit_id, metric, value) rows, deterministic for the seed."""
     rng = random.Random(SEED)
-    first = rollups.shift(LAST_MONTH, -(MONTHS - 1))
+    first = calendar.shift(LAST_MONTH, -(MONTHS - 1))
     rows: list[tuple[Any, ...]] = []
     n = 0
-    months = rollups.months_between(first, LAST_MONTH)
+    months = calendar.between(first, LAST_MONTH)
     for month in months:
-        start, end = rollups.bounds(month)
+        start, end = calendar.bounds(month)
         span = (end - start).total_seconds()
         for metric, (rate, (lo, hi)) in METRICS.items():
             count = int(rate * scale * n_units)
@@ -196,8 +197,8 @@ async def build(engine: AsyncEngine, n_units: int, n_stations: int, scale: float
     # Rollups: one set-based INSERT … SELECT … GROUP BY per month.
     t1 = time.perf_counter()
     async with AsyncSession(engine) as s:
-        for month in rollups.months_between(rollups.shift(LAST_MONTH, -(MONTHS - 1)), LAST_MONTH):
-            start, end = rollups.bounds(month)
+        for month in calendar.between(calendar.shift(LAST_MONTH, -(MONTHS - 1)), LAST_MONTH):
+            start, end = calendar.bounds(month)
             category = func.coalesce(Unit.category_code, rollups.NO_UNIT)
             q = (
                 select(
@@ -239,8 +240,8 @@ async def raw_summary(
     session: AsyncSession, month: str, station_id: int | None
 ) -> dict[tuple[str, str, bool], float]:
     """The naive way: the three months' sums straight from the raw events."""
-    wanted = [month, rollups.shift(month, -1), rollups.shift(month, -12)]
-    bounds = [rollups.bounds(m) for m in wanted]
+    wanted = [month, calendar.shift(month, -1), calendar.shift(month, -12)]
+    bounds = [calendar.bounds(m) for m in wanted]
     bucket = case(
         *[((events.c.at >= a) & (events.c.at < b), m) for m, (a, b) in zip(wanted, bounds, strict=True)]
     )
@@ -272,7 +273,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def measure(engine: AsyncEngine, n_stations: int, requests: int) -> dict[str, float]:
     rng = random.Random(SEED + 1)
-    months = rollups.months_between(rollups.shift(LAST_MONTH, -11), LAST_MONTH)
+    months = calendar.between(calendar.shift(LAST_MONTH, -11), LAST_MONTH)
     mix = [
         (rng.choice(months), rng.randint(1, n_stations) if rng.random() < 0.75 else None)
         for _ in range(requests)

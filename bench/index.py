@@ -47,11 +47,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import eqian.all_models  # noqa: F401 - every table, for create_all
 from eqian.core.db import Base, make_engine, make_sessionmaker
+from eqian.core.months import between as months_between
+from eqian.core.months import bounds as month_bounds
+from eqian.core.months import shift as shift_month
 from eqian.core.permissions import SYSTEM
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Bureau, Station, Unit, UnitCategory
 from eqian.safety_index.compute import group_ranks, load_model, score_unit
-from eqian.safety_index.service import compute_month, month_bounds, months_between, shift_month, unit_metrics
+from eqian.safety_index.service import compute_month, unit_metrics
 
 PG_DATABASE = "eqian_bench_index"  # created and dropped by this script
 SEED = 365

@@ -43,6 +43,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(__file__).resolve().parent
 DB_NAME = "eqian_bench_intake"
 PASSWORD = "bench-pass-365"  # noqa: S105 - throwaway demo accounts in a throwaway database
 TODAY = dt.date(2026, 11, 23)
@@ -144,7 +145,10 @@ def start_server(url: str, port: int, var_dir: Path) -> subprocess.Popen[bytes]:
         "EQIAN_DATABASE_URL": url,
         "EQIAN_VAR_DIR": str(var_dir),
         "EQIAN_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(Path(__file__).resolve().parent),
+        # One officer's token posts every incident here; the per-credential intake limit (3,000 a
+        # minute) would turn the benchmark into a test of the rate limiter.
+        "EQIAN_RATE_LIMIT_INTAKE_PER_MINUTE": "100000000",
+        "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "intake:bench_app", "--host", "127.0.0.1",
@@ -239,6 +243,95 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def rate_phase(
+    base: str, headers: dict[str, str], rate: float, seconds: float, units: list[tuple[int, str, int]]
+) -> dict[str, Any]:
+    """Open loop: ``rate`` incidents per second whatever the answers take (a 110 centre does not
+    wait for the server), so latency is the server's, not the queue of a closed loop."""
+    latencies: list[float] = []
+    errors = 0
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+
+    async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        nonlocal errors
+        t0 = time.perf_counter()
+        try:
+            h = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+            r = await client.post(base + "/api/v1/incidents", json=body, headers=h)
+            errors += r.status_code != 201
+        except httpx.HTTPError:
+            errors += 1
+        latencies.append(time.perf_counter() - t0)
+
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        n = 0
+        while (elapsed := time.perf_counter() - start) < seconds:
+            due = int(elapsed * rate) + 1
+            while n < due:
+                tasks.append(asyncio.create_task(one(client, body_for(rng, units))))
+                n += 1
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rate": rate,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else 0.0,
+    }
+
+
+async def index_loop(url: str) -> None:
+    """The safety index job computed again and again, for the intake-while-the-index-runs phase."""
+    from eqian.core.db import make_engine, make_sessionmaker
+    from eqian.core.permissions import SYSTEM
+    from eqian.safety_index.service import compute_month
+
+    engine = make_engine(url)
+    factory = make_sessionmaker(engine)
+    month = (TODAY.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    n = 0
+    while True:
+        async with factory() as session:
+            await compute_month(session, SYSTEM, month, replace=True)
+        n += 1
+        print(n, flush=True)
+
+
+async def while_index_runs(
+    url: str,
+    base: str,
+    headers: dict[str, str],
+    rate: float,
+    seconds: float,
+    units: list[tuple[int, str, int]],
+) -> dict[str, Any]:
+    idle = await rate_phase(base, headers, rate, seconds, units)
+    loop = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--index-loop", url, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT)
+    )
+    try:
+        assert loop.stdout is not None
+        await loop.stdout.readline()  # the first computation is done: the job is warm and running
+        busy = await rate_phase(base, headers, rate, seconds, units)
+    finally:
+        loop.kill()
+        out, _ = await loop.communicate()
+    computed = 1 + len(out.split())
+    return {
+        "rate": rate,
+        "idle_p99_ms": round(idle["p99_ms"], 1),
+        "during_index_p99_ms": round(busy["p99_ms"], 1),
+        "during_index_p99_ratio": round(busy["p99_ms"] / idle["p99_ms"], 2) if idle["p99_ms"] else None,
+        "during_index_errors": idle["errors"] + busy["errors"],
+        "index_computations": computed,
+    }
+
+
 # --- import ---------------------------------------------------------------------------------------
 
 
@@ -299,7 +392,11 @@ async def main() -> None:
         "--pg", default=os.environ.get("EQIAN_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/")
     )
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--index-loop", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.index_loop:
+        await index_loop(args.index_loop)
+        return
     seconds = 4.0 if args.quick else 15.0
     rounds = 1 if args.quick else 2
     import_rows = 5_000 if args.quick else 100_000
@@ -333,6 +430,10 @@ async def main() -> None:
                     await phase(base, "/bench/bare-incident", headers, args.clients, seconds, station_units)
                 )
                 print(f"round {r + 1} bare:  {bare[-1]}", flush=True)
+            # Half the closed-loop throughput, open loop: idle, then while the index job runs.
+            rate = max(5.0, round(merge(full)["rps"] / 2))
+            during = await while_index_runs(url, base, headers, rate, seconds, station_units)
+            print(f"while the index runs: {during}", flush=True)
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
             server = None
@@ -362,6 +463,7 @@ async def main() -> None:
         "rps_ratio": round(f["rps"] / b["rps"], 3) if b["rps"] else None,
         "p99_ratio": round(f["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else None,
         "cpus": os.cpu_count(),
+        **during,
         **imported,
     }
     print(json.dumps(figures))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.cockpit import events, jobs, rollups
 from eqian.cockpit.models import CockpitMonth
-from eqian.core import outbox, pubsub
+from eqian.core import months, outbox, pubsub
 from eqian.core.audit import AuditLog
 from tests.cockpit.helpers import API, add_raw, at, make_cockpit_world
 
@@ -87,7 +87,7 @@ async def test_refresh_racing_a_newer_event_stays_dirty(db: AsyncSession) -> Non
     assert await db.scalar(select(CockpitMonth.dirty).where(CockpitMonth.month == "2026-03")) is False
     # The hourly sweep marks this month and the thirteen before it.
     assert await rollups.sweep(db, t0) == 14
-    assert await rollups.dirty_months(db) == [rollups.shift("2026-03", -i) for i in range(14)]
+    assert await rollups.dirty_months(db) == [months.shift("2026-03", -i) for i in range(14)]
 
 
 async def test_refresh_now_is_for_the_bureau_and_audited(client: httpx.AsyncClient, db: AsyncSession) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.cockpit import rollups
+from eqian.core import months
 from eqian.hazards.models import Hazard
 from eqian.safety_index.models import SafetyIndexScore
 from tests.cockpit.helpers import API, CockpitWorld, add_raw, at, make_cockpit_world
@@ -122,7 +123,7 @@ async def test_figures_equal_direct_counts(client: httpx.AsyncClient, db: AsyncS
     k = kpis(body)
 
     # Hazards: the API equals a direct count over hz_hazards within the local month.
-    start, end = rollups.bounds("2026-03")
+    start, end = months.bounds("2026-03")
     direct = await db.scalar(
         select(func.count()).select_from(Hazard).where(Hazard.found_at >= start, Hazard.found_at < end)
     )

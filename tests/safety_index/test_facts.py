@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eqian.activities.facts import monthly_facts as activity_facts
 from eqian.activities.models import Activity, ActivityInvitation
 from eqian.core.facts import Fact, collect
+from eqian.core.months import bounds as month_bounds
 from eqian.environment.facts import monthly_facts as environment_facts
 from eqian.environment.models import EnvAlert
 from eqian.hazards.facts import monthly_facts as hazard_facts
 from eqian.hazards.models import Hazard, Inspection
 from eqian.safety_index.compute import load_model, score_unit
-from eqian.safety_index.service import month_bounds
 from eqian.workforce.facts import monthly_facts as workforce_facts
 from eqian.workforce.models import Employment, Person, Residence
 from tests.factories import make_world

@@ -13,6 +13,7 @@ from pydantic import Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.cockpit import service
+from eqian.core.months import check as check_month
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdQuery, InputModel
 from eqian.web.deps import get_db, get_principal
@@ -28,7 +29,7 @@ KpiCode = Annotated[str, Query(max_length=40)]
 
 
 def filters(month: str | None, station_id: int | None, category: str | None) -> service.Filters:
-    m = service.check_month(month) if month else service.default_month()
+    m = check_month(month) if month else service.default_month()
     return service.Filters(month=m, station_id=station_id, category=category or None)
 
 

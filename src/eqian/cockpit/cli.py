@@ -12,6 +12,7 @@ from rich.console import Console
 from eqian.core.config import get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.errors import AppError
+from eqian.core.months import parse as parse_month
 
 app = typer.Typer(help="报表 / reports", no_args_is_help=True)
 console = Console()
@@ -66,8 +67,8 @@ def rollup(
 
     async def run() -> int:
         try:
-            rollups.parse_month(first)
-            rollups.parse_month(last or first)
+            parse_month(first)
+            parse_month(last or first)
         except ValueError as exc:
             console.print(f"[red]{exc}[/red]")
             return 2

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eqian.cockpit import rollups
 from eqian.cockpit.service import FEED_TOPICS, feed_item
 from eqian.core import outbox
+from eqian.core.months import of as month_of
+from eqian.core.months import parse as parse_month
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,11 @@ def months_of(event: outbox.OutboxEvent) -> set[str]:
             moment = moment.replace(tzinfo=dt.UTC)
     if moment is None:
         moment = event.created_at
-    months.add(rollups.month_of(moment))
+    months.add(month_of(moment))
     named = payload.get("month")
     if isinstance(named, str):
         try:
-            rollups.parse_month(named)
+            parse_month(named)
             months.add(named)
         except ValueError:
             pass

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.cockpit import rollups, service
+from eqian.cockpit import service
+from eqian.core.months import check as check_month
+from eqian.core.months import shift as shift_month
 from eqian.core.permissions import Principal
 from eqian.organizations import service as org_service
 from eqian.web.deps import get_db, get_principal
@@ -26,7 +28,7 @@ def _opt_int(value: str | None) -> int | None:
 
 def _filters(month: str | None, station_id: str | None, category: str | None) -> service.Filters:
     try:
-        m = service.check_month(month) if month else service.default_month()
+        m = check_month(month) if month else service.default_month()
     except Exception:
         m = service.default_month()
     return service.Filters(month=m, station_id=_opt_int(station_id), category=category or None)
@@ -53,7 +55,7 @@ async def _context(db: AsyncSession, actor: Principal, f: service.Filters) -> di
         "query": _query(f),
         "stations": stations,
         "categories": await org_service.list_categories(db),
-        "months": [rollups.shift(rollups.shift(latest, 1), -i) for i in range(MONTHS_SHOWN)],
+        "months": [shift_month(shift_month(latest, 1), -i) for i in range(MONTHS_SHOWN)],
         "grades": service.GRADE_LABELS,
     }
 

@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.cockpit import rollups, service
 from eqian.core.errors import NotFound
+from eqian.core.months import LOCAL_TZ
+from eqian.core.months import check as check_month
 from eqian.core.permissions import SYSTEM
 from eqian.organizations.models import Station, Unit, UnitCategory
 
@@ -52,7 +54,7 @@ class ReportData:
 
 
 async def gather(session: AsyncSession, station_name: str, month: str) -> ReportData:
-    service.check_month(month)
+    check_month(month)
     station = await session.scalar(select(Station).where(Station.name == station_name))
     if station is None:
         station = await session.scalar(select(Station).where(Station.code == station_name))
@@ -286,7 +288,7 @@ def render_html(data: ReportData) -> str:
         change_class=change_class,
         grade_labels=service.GRADE_LABELS,
         watch_list=WATCH_LIST,
-        generated=data.generated_at.astimezone(rollups.LOCAL_TZ).strftime("%Y-%m-%d %H:%M"),
+        generated=data.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"),
         trends=[
             (labels[c], Markup(svg_line(p, service.KPI_BY_CODE[c].kind)))  # noqa: S704 - built from escaped parts
             for c, p in data.trends.items()

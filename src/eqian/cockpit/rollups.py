@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Float, Integer, String, column, delete, func, insert, inspect, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,9 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from eqian.cockpit.models import CockpitMonth, Rollup
 from eqian.core import facts as core_facts
 from eqian.core.db import utcnow
+from eqian.core.months import between as months_between
+from eqian.core.months import bounds, shift
+from eqian.core.months import of as month_of
 from eqian.organizations.models import Unit
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 REFRESH_SECONDS = 30
 SWEEP_SECONDS = 3600
 SWEEP_MONTHS = 13
@@ -57,44 +58,6 @@ index_scores = table(
 
 
 # --- months --------------------------------------------------------------------------------------
-
-
-def parse_month(value: str) -> tuple[int, int]:
-    year, month = value.split("-")
-    y, m = int(year), int(month)
-    if not (2000 <= y <= 2100 and 1 <= m <= 12) or len(value) != 7:
-        raise ValueError(f"not a month: {value!r}")
-    return y, m
-
-
-def shift(month: str, delta: int) -> str:
-    y, m = parse_month(month)
-    index = y * 12 + (m - 1) + delta
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def month_of(moment: dt.datetime) -> str:
-    """The local (Asia/Shanghai) month of a UTC moment."""
-    local = moment.astimezone(LOCAL_TZ)
-    return f"{local.year:04d}-{local.month:02d}"
-
-
-def bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """``[start, end)`` of a local month, in UTC."""
-    y, m = parse_month(month)
-    start = dt.datetime(y, m, 1, tzinfo=LOCAL_TZ)
-    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-    end = dt.datetime(ny, nm, 1, tzinfo=LOCAL_TZ)
-    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-
-
-def months_between(first: str, last: str) -> list[str]:
-    out: list[str] = []
-    current = first
-    while current <= last:
-        out.append(current)
-        current = shift(current, 1)
-    return out
 
 
 # --- dirty marks ---------------------------------------------------------------------------------

@@ -23,6 +23,10 @@ from eqian.core import audit
 from eqian.core import facts as core_facts
 from eqian.core.accounts import Role
 from eqian.core.errors import Forbidden, NotFound, field_error
+from eqian.core.months import LOCAL_TZ
+from eqian.core.months import bounds as month_bounds
+from eqian.core.months import check as check_month
+from eqian.core.months import shift as shift_month
 from eqian.core.outbox import OutboxEvent
 from eqian.core.permissions import Principal, ScopeKind
 from eqian.organizations.models import Station, Unit, UnitCategory
@@ -129,14 +133,6 @@ def kpi_def(code: str) -> KpiDef:
     if kpi is None:
         raise field_error("kpi", "未知的指标", "invalid")
     return kpi
-
-
-def check_month(month: str, field: str = "month") -> str:
-    try:
-        rollups.parse_month(month)
-    except ValueError:
-        raise field_error(field, "月份格式应为 YYYY-MM", "invalid") from None
-    return month
 
 
 # --- scope ---------------------------------------------------------------------------------------
@@ -261,7 +257,7 @@ async def freshness(session: AsyncSession, months: Sequence[str]) -> dict[str, A
 
 
 async def summary(session: AsyncSession, actor: Principal, f: Filters) -> dict[str, Any]:
-    month, mom, yoy = f.month, rollups.shift(f.month, -1), rollups.shift(f.month, -12)
+    month, mom, yoy = f.month, shift_month(f.month, -1), shift_month(f.month, -12)
     sums = await _sums(session, actor, f, [month, mom, yoy], all_metrics())
     kpis = []
     for kpi in KPIS:
@@ -316,13 +312,13 @@ async def trend(
 ) -> list[dict[str, Any]]:
     """The KPI for each of ``months`` months up to ``f.month``, with the same month a year before."""
     kpi = kpi_def(kpi_code)
-    span = [rollups.shift(f.month, -i) for i in range(months - 1, -1, -1)]
-    wanted = span + [rollups.shift(m, -12) for m in span]
+    span = [shift_month(f.month, -i) for i in range(months - 1, -1, -1)]
+    wanted = span + [shift_month(m, -12) for m in span]
     sums = await _sums(session, actor, f, wanted, [*kpi.numerator, *kpi.denominator])
     out = []
     for m in span:
         value = _value(kpi, sums, m)[0]
-        out.append({"month": m, "value": value, "year_before": _value(kpi, sums, rollups.shift(m, -12))[0]})
+        out.append({"month": m, "value": value, "year_before": _value(kpi, sums, shift_month(m, -12))[0]})
     return out
 
 
@@ -458,7 +454,7 @@ async def drill(session: AsyncSession, actor: Principal, f: Filters, kpi_code: s
     allowed = station_ids(actor)
     if f.station_id is not None and allowed is not None and f.station_id not in allowed:
         raise NotFound("派出所不存在")
-    start, end = rollups.bounds(f.month)
+    start, end = month_bounds(f.month)
     wanted = {*kpi.numerator, *kpi.denominator}
     found = [x for x in await core_facts.collect(session, start, end, rollups.SOURCES) if x.metric in wanted]
     unit_ids = {x.unit_id for x in found if x.unit_id is not None}
@@ -548,5 +544,5 @@ async def refresh(session: AsyncSession, actor: Principal, months: Sequence[str]
 
 def default_month(today: dt.date | None = None) -> str:
     """The last complete month: the cockpit opens on it."""
-    day = today or dt.datetime.now(rollups.LOCAL_TZ).date()
-    return rollups.shift(f"{day.year:04d}-{day.month:02d}", -1)
+    day = today or dt.datetime.now(LOCAL_TZ).date()
+    return shift_month(f"{day.year:04d}-{day.month:02d}", -1)

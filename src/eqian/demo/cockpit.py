@@ -12,11 +12,12 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.cockpit import rollups
+from eqian.core.months import shift as shift_month
 
 MONTHS_BACK = 25
 
 
 async def seed_cockpit(session: AsyncSession, *, seed: int, today: dt.date) -> dict[str, int]:
     last = f"{today.year:04d}-{today.month:02d}"
-    done = await rollups.rebuild(session, rollups.shift(last, -MONTHS_BACK), last, commit=False)
+    done = await rollups.rebuild(session, shift_month(last, -MONTHS_BACK), last, commit=False)
     return {"cockpit_months": len(done), "cockpit_rollup_rows": sum(done.values())}

@@ -11,8 +11,9 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eqian.core.months import shift as shift_month
 from eqian.core.permissions import SYSTEM
-from eqian.safety_index.service import compute_month, shift_month
+from eqian.safety_index.service import compute_month
 
 MONTHS = 12
 

@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +41,8 @@ from eqian.core.accounts import Role, User
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from eqian.core.ids import mask_mobile
+from eqian.core.months import bounds as month_bounds
+from eqian.core.months import check as _check_month
 from eqian.core.permissions import REVEAL_ROLES, Principal, Scope, ScopeKind
 from eqian.incidents import classifier, linking, routing, schemas
 from eqian.incidents.models import Incident, IncidentEvent, IncidentOverride, RoutingRule
@@ -50,7 +51,6 @@ from eqian.organizations.models import Station, Unit
 from eqian.organizations.service import visible_unit_ids
 
 log = logging.getLogger(__name__)
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 REPORTED_TOPIC = "incidents.reported"
 CHANGED_TOPIC = "incidents.changed"
 OVERDUE_TOPIC = "incidents.overdue"
@@ -74,7 +74,6 @@ UNIT_ACTIONS = frozenset({"start", "resolve"})  # what a unit's security staff m
 MEDIATION_TYPES = frozenset(
     {"labor", "processing_fee", "economic", "contract", "family", "neighbor", "traffic"}
 )
-MONTH_MIN, MONTH_MAX = 2000, 2100
 
 
 # --- scope -------------------------------------------------------------------------------------
@@ -433,18 +432,6 @@ class IncidentFilters:
     q: str | None = None
     limit: int = 50
     offset: int = 0
-
-
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    try:
-        year, mon = (int(p) for p in month.split("-"))
-        start = dt.datetime(year, mon, 1, tzinfo=LOCAL_TZ)
-    except ValueError:
-        raise field_error("month", "月份格式须为 YYYY-MM", "invalid") from None
-    if not MONTH_MIN <= year <= MONTH_MAX:
-        raise field_error("month", "月份超出范围", "out_of_range")
-    end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=LOCAL_TZ)
-    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def _query(actor: Principal) -> Select[Incident, str, str]:
@@ -1011,7 +998,7 @@ async def delete_rule(session: AsyncSession, actor: Principal, rule_id: int) -> 
 
 def check_month(month: str | None) -> None:
     if month is not None:
-        month_bounds(month)
+        _check_month(month)
 
 
 __all__ = ["ValidationFailed"]

@@ -24,6 +24,7 @@ from eqian.core.accounts import Role, User
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
 from eqian.core.ids import mask_mobile, mask_resident_id
+from eqian.core.months import bounds as month_bounds
 from eqian.core.permissions import REVEAL_ROLES, Principal, Scope, ScopeKind
 from eqian.mediation import schemas
 from eqian.mediation.models import (
@@ -487,19 +488,6 @@ async def create_case(session: AsyncSession, actor: Principal, body: schemas.Cas
 
 
 # --- reading cases -------------------------------------------------------------------------------
-
-
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """``YYYY-MM`` as a UTC half-open interval of that local (Asia/Shanghai) month."""
-    try:
-        year, mon = int(month[:4]), int(month[5:7])
-        if len(month) != 7 or month[4] != "-" or not MIN_YEAR <= year <= MAX_YEAR:
-            raise ValueError
-        start = dt.datetime(year, mon, 1, tzinfo=LOCAL_TZ)
-    except ValueError as exc:
-        raise field_error("month", "月份格式须为 YYYY-MM", "invalid") from exc
-    end = dt.datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=LOCAL_TZ)
-    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def _case_query(actor: Principal) -> Select[MediationCase, str, str, str]:

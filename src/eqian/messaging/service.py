@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Table,
     and_,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -240,6 +243,82 @@ async def visible_channels(session: AsyncSession, actor: Principal) -> list[Chan
         return list(await session.scalars(select(Channel).where(or_(*conds)).order_by(Channel.id)))
     rows = await session.scalars(select(Channel).where(channel_clause(actor)).order_by(Channel.id))
     return list(rows)
+
+
+async def visible_channels_many(session: AsyncSession, actors: list[Principal]) -> list[list[Channel]]:
+    """``visible_channels`` for many actors at once (the sockets of a connection storm): a unit's
+    staff by the same rule as its fast path, in four queries for the whole batch; others one by one."""
+    out: list[list[Channel] | None] = [None] * len(actors)
+    unit_of: dict[int, int] = {}
+    for i, actor in enumerate(actors):
+        if actor.scope.kind is ScopeKind.UNITS and len(actor.scope.unit_ids) == 1:
+            unit_of[i] = next(iter(actor.scope.unit_ids))
+        else:
+            out[i] = await visible_channels(session, actor)
+    if unit_of:
+        unit_ids = set(unit_of.values())
+        user_ids = {actors[i].user_id for i in unit_of}
+        units = {
+            uid: (st, cat, point)
+            for uid, st, cat, point in await session.execute(
+                select(Unit.id, Unit.station_id, Unit.category_code, Unit.service_point_id).where(
+                    Unit.id.in_(unit_ids), Unit.status == "active"
+                )
+            )
+        }
+        stations = {st for st, _, _ in units.values()}
+        points = {p for _, _, p in units.values() if p is not None}
+        shared = list(
+            await session.scalars(
+                select(Channel).where(
+                    or_(
+                        and_(Channel.kind.in_(("station", "category")), Channel.station_id.in_(stations)),
+                        and_(Channel.kind == "service_point", Channel.service_point_id.in_(points)),
+                        and_(Channel.kind == "direct", Channel.unit_id.in_(unit_ids)),
+                        Channel.officer_id.in_(user_ids),
+                    )
+                )
+            )
+        )
+        by_unit: dict[int, set[int]] = defaultdict(set)
+        by_user: dict[int, set[int]] = defaultdict(set)
+        extra: dict[int, Channel] = {}
+        for cu, ch in await session.execute(
+            select(ChannelUnit.unit_id, Channel)
+            .join(Channel, Channel.id == ChannelUnit.channel_id)
+            .where(ChannelUnit.unit_id.in_(unit_ids), Channel.kind.in_(("group", "assistance")))
+        ):
+            by_unit[cu].add(ch.id)
+            extra[ch.id] = ch
+        for cu, ch in await session.execute(
+            select(ChannelUser.user_id, Channel)
+            .join(Channel, Channel.id == ChannelUser.channel_id)
+            .where(ChannelUser.user_id.in_(user_ids))
+        ):
+            by_user[cu].add(ch.id)
+            extra[ch.id] = ch
+        for i, unit_id in unit_of.items():
+            user_id = actors[i].user_id
+            station, category, point = units.get(unit_id, (None, None, None))
+            mine: dict[int, Channel] = {}
+            for ch in shared:
+                if (
+                    ch.officer_id == user_id
+                    or (ch.kind == "direct" and ch.unit_id == unit_id)
+                    or (ch.kind == "station" and station is not None and ch.station_id == station)
+                    or (
+                        ch.kind == "category"
+                        and station is not None
+                        and ch.station_id == station
+                        and ch.category_code == category
+                    )
+                    or (ch.kind == "service_point" and point is not None and ch.service_point_id == point)
+                ):
+                    mine[ch.id] = ch
+            for cid in by_unit.get(unit_id, set()) | by_user.get(user_id, set()):
+                mine[cid] = extra[cid]
+            out[i] = [mine[cid] for cid in sorted(mine)]
+    return [channels or [] for channels in out]
 
 
 async def list_channels(
@@ -752,14 +831,9 @@ async def create_instruction(
     now = utcnow()
     if body.deadline <= now:
         raise field_error("deadline", "截止时间须晚于现在", "in_past")
-    units = list(
-        await session.execute(
-            select(Unit.id, Unit.station_id).where(
-                Unit.id.in_(member_units(channel)), unit_clause(actor.scope)
-            )
-        )
-    )
-    if not units:
+    recipients = and_(Unit.id.in_(member_units(channel)), unit_clause(actor.scope))
+    total = await session.scalar(select(func.count()).select_from(Unit).where(recipients)) or 0
+    if not total:
         raise field_error("channel_id", "该频道没有可接收指令的单位", "no_recipients")
     instruction = Instruction(
         channel_id=channel.id,
@@ -768,7 +842,7 @@ async def create_instruction(
         title=body.title,
         body=body.body,
         deadline=body.deadline,
-        total=len(units),
+        total=total,
         created_at=now,
     )
     session.add(instruction)
@@ -782,20 +856,26 @@ async def create_instruction(
         instruction_id=instruction.id,
     )
     instruction.message_id = message.id
-    await session.execute(
-        insert(table_of(Receipt)),
-        [
-            {"instruction_id": instruction.id, "unit_id": uid, "station_id": sid, "deadline": body.deadline}
-            for uid, sid in units
-        ],
+    # One statement however many units (20,000 in a city): the receipts never pass through Python.
+    created = await session.execute(
+        insert(table_of(Receipt)).from_select(
+            ["instruction_id", "unit_id", "station_id", "deadline"],
+            select(
+                literal(instruction.id, Integer),
+                Unit.id,
+                Unit.station_id,
+                literal(body.deadline, table_of(Receipt).c.deadline.type),
+            ).where(recipients),
+        )
     )
+    instruction.total = total = cast(Any, created).rowcount  # the units as they were at the insert
     await audit.record_action(
         session,
         actor,
         "messaging.instruction.create",
         "msg_instruction",
         instruction.id,
-        {"channel_id": channel.id, "title": body.title, "recipients": len(units)},
+        {"channel_id": channel.id, "title": body.title, "recipients": total},
     )
     outbox.emit(
         session,
@@ -807,7 +887,7 @@ async def create_instruction(
             "station_id": channel.station_id,
             "unit_id": None,
             "title": body.title,
-            "recipients": len(units),
+            "recipients": total,
             "deadline": body.deadline.isoformat(),
             "at": now.isoformat(),
         },

@@ -37,7 +37,7 @@ from eqian.core import auth, pubsub
 from eqian.core.accounts import AuthSession, Role, User
 from eqian.core.config import Settings
 from eqian.core.db import utcnow
-from eqian.core.errors import AppError, Unauthorized
+from eqian.core.errors import AppError
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
 from eqian.messaging.models import Channel, Instruction, Receipt
@@ -52,10 +52,10 @@ CLOSE_SESSION_ENDED = 4001
 SWEEP_SECONDS = 15.0
 PING_RECHECK_SECONDS = 5.0
 BATCH_SECONDS = 0.05
-BATCH_SIZE = 500
+BATCH_SIZE = 2000  # receipts per transaction: 20,000 acknowledgements in ten commits
 SESSION_COOKIE = "eqian_session"
 HOLD_SECONDS = 1.5
-HANDSHAKE_CONCURRENCY = 8  # sockets opening at once per worker: the rest wait in memory, not in the DB pool
+HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -168,17 +168,16 @@ class AckBatcher:
         self.wakeup.set()
 
     def _take(self) -> list[Op]:
-        batch: list[Op] = []
-        for source in (self.urgent, self.low):
-            while source and len(batch) < BATCH_SIZE:
-                batch.append(source.popleft())
-        return batch
+        # While acknowledgements wait, a batch carries only them: their senders wait for "acked",
+        # and an acknowledgement fills in delivered_at itself, so the delivered marks lose nothing.
+        source = self.urgent or self.low
+        return [source.popleft() for _ in range(min(BATCH_SIZE, len(source)))]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self.wakeup.wait()
-            # Gather for up to 50 ms, less when 500 acknowledgements are already waiting.
+            # Gather for up to 50 ms, less when a full batch of acknowledgements is already waiting.
             deadline = loop.time() + BATCH_SECONDS
             while len(self.urgent) < BATCH_SIZE and (remaining := deadline - loop.time()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(min(0.005, remaining))
@@ -303,6 +302,72 @@ class AckBatcher:
                 )
 
 
+# --- handshakes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opening:
+    resolved: auth.Resolved
+    channels: list[Channel]
+
+
+class HandshakeBatcher:
+    """Sockets that open at the same moment (20,000 units in the morning, every client of a worker
+    that restarted) are authenticated and given their channels together: one transaction and a
+    handful of queries per batch instead of two transactions per socket, and one flush at a time,
+    so a connection storm waits in memory rather than in the database pool."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.pending: list[tuple[str, str, str | None, asyncio.Future[Opening | None]]] = []
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self, token: str, kind: str, ip: str | None) -> Opening | None:
+        future: asyncio.Future[Opening | None] = asyncio.get_running_loop().create_future()
+        self.pending.append((token, kind, ip, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+        self.wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.pending:
+                batch = self.pending[:HANDSHAKE_BATCH]
+                del self.pending[:HANDSHAKE_BATCH]
+                batch = [item for item in batch if not item[3].done()]  # the client already left
+                try:
+                    results = await self._flush(batch)
+                except Exception as exc:  # each waiting socket decides what the failure means
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (*_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+    async def _flush(self, batch: list[tuple[str, str, str | None, Any]]) -> list[Opening | None]:
+        if not batch:
+            return []
+        async with self.factory() as session:
+            wanted = [(token, kind, ip) for token, kind, ip, _ in batch]
+            resolved = await auth.resolve_tokens(session, self.settings, wanted)
+            live = [r for r in resolved if r is not None]
+            channels = iter(await service.visible_channels_many(session, [r.principal for r in live]))
+        return [None if r is None else Opening(r, next(channels)) for r in resolved]
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
 # --- the hub -------------------------------------------------------------------------------------
 
 
@@ -310,7 +375,10 @@ class Hub:
     """This worker's connections, their channel subscriptions and the receipts batcher."""
 
     def __init__(
-        self, factory: async_sessionmaker[AsyncSession], write_factory: async_sessionmaker[AsyncSession]
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        write_factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
     ):
         self.factory = factory
         self.write_factory = write_factory
@@ -320,7 +388,7 @@ class Hub:
         self.batcher = AckBatcher(write_factory)
         self.channels_sub: pubsub.Subscription | None = None
         self.sweeper: asyncio.Task[None] | None = None
-        self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
+        self.handshakes = HandshakeBatcher(write_factory, settings)
         self.feed_conns: set[Conn] = set()
         self.feed_sub: pubsub.Subscription | None = None
         self.sessions_sub: pubsub.Subscription | None = None
@@ -421,13 +489,12 @@ class Hub:
                 conn.push(("join", channel_id))
 
     # lifecycle of one connection
-    async def open(self, ws: WebSocket, resolved: auth.Resolved) -> Conn:
+    def open(self, ws: WebSocket, opening: Opening) -> Conn:
         self._ensure_started()
+        resolved, channels = opening.resolved, opening.channels
         conn = Conn(
             ws=ws, principal=resolved.principal, auth_id=resolved.auth.id, identity=_identity(resolved.user)
         )
-        async with self.factory() as session:
-            channels = await service.visible_channels(session, conn.principal)
         self.conns.add(conn)
         for ch in channels:
             self.join(conn, ch.id)
@@ -657,6 +724,7 @@ class Hub:
             self.sweeper.cancel()
         for conn in list(self.conns):
             await self.close(conn)
+        await self.handshakes.stop()
         await self.batcher.stop()
         if self.channels_sub is not None:
             self.channels_sub.close()
@@ -679,7 +747,7 @@ def feed_visible(principal: Principal, item: dict[str, Any]) -> bool:
 def get_hub(app: Any) -> Hub:
     hub: Hub | None = getattr(app.state, "messaging_hub", None)
     if hub is None:
-        hub = Hub(app.state.sessionmaker, app.state.write_sessionmaker)
+        hub = Hub(app.state.sessionmaker, app.state.write_sessionmaker, app.state.settings)
         app.state.messaging_hub = hub
     return hub
 
@@ -695,16 +763,13 @@ def origin_allowed(origin: str, ws: WebSocket, settings: Settings) -> bool:
     return bool(host) and origin.rstrip("/") in (f"http://{host}", f"https://{host}")
 
 
-async def _authenticate(ws: WebSocket, settings: Settings, gate: asyncio.Semaphore) -> auth.Resolved | None:
-    factory: async_sessionmaker[AsyncSession] = ws.app.state.write_sessionmaker
+async def _authenticate(ws: WebSocket, handshakes: HandshakeBatcher) -> Opening | None:
     ip = ws.client.host if ws.client else None
     cookie = ws.cookies.get(SESSION_COOKIE)
     if cookie:
-        async with gate, factory() as session:
-            try:
-                return await auth.resolve_token(session, settings, cookie, kind="cookie", ip=ip)
-            except Unauthorized:
-                pass
+        opening = await handshakes.open(cookie, "cookie", ip)
+        if opening is not None:
+            return opening
     try:
         raw = await asyncio.wait_for(ws.receive_text(), timeout=AUTH_TIMEOUT)
         frame = json.loads(raw)
@@ -712,11 +777,7 @@ async def _authenticate(ws: WebSocket, settings: Settings, gate: asyncio.Semapho
         return None
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
         return None
-    async with gate, factory() as session:
-        try:
-            return await auth.resolve_token(session, settings, frame["token"][:200], kind="bearer", ip=ip)
-        except Unauthorized:
-            return None
+    return await handshakes.open(frame["token"][:200], "bearer", ip)
 
 
 @router.websocket("/ws")
@@ -729,7 +790,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     hub = get_hub(ws.app)
     try:
-        resolved = await _authenticate(ws, settings, hub.handshakes)
+        opening = await _authenticate(ws, hub.handshakes)
     except WebSocketDisconnect:
         return
     except (SQLAlchemyError, OSError, TimeoutError):
@@ -737,18 +798,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await ws.close(code=CLOSE_TRY_AGAIN)
         return
-    if resolved is None:
+    if opening is None:
         with contextlib.suppress(Exception):
             await ws.close(code=CLOSE_BAD_AUTH)
         return
-    try:
-        async with hub.handshakes:
-            conn = await hub.open(ws, resolved)
-    except (SQLAlchemyError, OSError, TimeoutError):
-        log.warning("websocket handshake failed on the database; client told to retry")
-        with contextlib.suppress(Exception):
-            await ws.close(code=CLOSE_TRY_AGAIN)
-        return
+    conn = hub.open(ws, opening)
     try:
         while not conn.closed:
             raw = await ws.receive_text()

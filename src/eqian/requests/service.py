@@ -19,8 +19,9 @@ from eqian.core import audit, outbox
 from eqian.core.accounts import Role, User
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
+from eqian.core.months import bounds as month_bounds
 from eqian.core.permissions import Principal, Scope, ScopeKind
-from eqian.mediation.service import local_bounds, month_bounds, month_expr
+from eqian.mediation.service import local_bounds, month_expr
 from eqian.organizations.models import LiaisonAssignment, Station, Unit
 from eqian.organizations.service import unit_clause as registry_unit_clause
 from eqian.requests import schemas

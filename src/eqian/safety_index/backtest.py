@@ -19,9 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.facts import SOURCES
+from eqian.core.months import between as months_between
+from eqian.core.months import check as check_month
+from eqian.core.months import shift as shift_month
 from eqian.organizations.models import Unit
 from eqian.safety_index.compute import IndexModel, load_model, score_unit
-from eqian.safety_index.service import Progress, check_month, months_between, shift_month, unit_metrics
+from eqian.safety_index.service import Progress, unit_metrics
 
 TARGET_METRIC = "incidents.total"
 

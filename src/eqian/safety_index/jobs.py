@@ -12,10 +12,12 @@ import datetime as dt
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eqian.core.months import of as month_of
+from eqian.core.months import shift as shift_month
 from eqian.core.permissions import SYSTEM
 from eqian.core.scheduler import Job
 from eqian.safety_index.models import SafetyIndexRun
-from eqian.safety_index.service import compute_month, month_of, shift_month
+from eqian.safety_index.service import compute_month
 
 
 async def compute_last_month(session: AsyncSession, now: dt.datetime) -> int:

@@ -8,14 +8,11 @@ another model version is only recomputed with ``replace=True``: a past month nev
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +22,9 @@ from eqian.core.accounts import Role
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
 from eqian.core.facts import SOURCES, load_sources
+from eqian.core.months import bounds as month_bounds
+from eqian.core.months import check as check_month
+from eqian.core.months import shift as shift_month
 from eqian.core.permissions import Principal
 from eqian.organizations.models import Station, Unit
 from eqian.organizations.service import unit_clause
@@ -32,10 +32,8 @@ from eqian.safety_index import schemas
 from eqian.safety_index.compute import GRADE_LABELS, GRADES, IndexModel, group_ranks, load_model, score_unit
 from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 COMPUTED_TOPIC = "safety_index.computed"
 COMPUTE_ROLES = frozenset({Role.BUREAU_ADMIN})
-MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 CHUNK = 2000
 # Core insert: a plain executemany, without the ORM bulk path fetching every new id back.
 SCORES = cast(Table, SafetyIndexScore.__table__)
@@ -44,38 +42,6 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 # --- months ------------------------------------------------------------------------------------
-
-
-def check_month(month: str, field: str = "month") -> str:
-    if not isinstance(month, str) or not MONTH_RE.fullmatch(month) or not 2000 <= int(month[:4]) <= 2100:
-        raise field_error(field, "月份格式应为 YYYY-MM", "invalid_month")
-    return month
-
-
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """The local (Asia/Shanghai) calendar month as a UTC ``[start, end)``."""
-    y, m = int(month[:4]), int(month[5:7])
-    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-    start = dt.datetime(y, m, 1, tzinfo=LOCAL_TZ).astimezone(dt.UTC)
-    end = dt.datetime(ny, nm, 1, tzinfo=LOCAL_TZ).astimezone(dt.UTC)
-    return start, end
-
-
-def shift_month(month: str, delta: int) -> str:
-    n = int(month[:4]) * 12 + int(month[5:7]) - 1 + delta
-    return f"{n // 12:04d}-{n % 12 + 1:02d}"
-
-
-def month_of(at: dt.datetime) -> str:
-    return at.astimezone(LOCAL_TZ).strftime("%Y-%m")
-
-
-def months_between(first: str, last: str) -> list[str]:
-    out, m = [], first
-    while m <= last:
-        out.append(m)
-        m = shift_month(m, 1)
-    return out
 
 
 # --- computing ---------------------------------------------------------------------------------
