@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -72,7 +72,8 @@ class ScheduleIn(InputModel):
 
 
 class InviteIn(InputModel):
-    unit_ids: list[int] | None = Field(
+    # Each id bounded like a path id: a larger one would overflow the database's integer (500).
+    unit_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         default=None, max_length=500, description="empty: every active unit of the category in the station"
     )
 

@@ -55,8 +55,9 @@ class GroupIn(InputModel):
 class DirectIn(InputModel):
     """An officer names the unit; a unit's security staff name the officer."""
 
-    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    officer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    # Strict: pydantic would otherwise read ``true`` as unit 1 and open a channel with it.
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID, strict=True)
+    officer_id: int | None = Field(default=None, ge=1, le=MAX_ID, strict=True)
 
 
 class MessageIn(InputModel):

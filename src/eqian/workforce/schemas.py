@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from eqian.core.ids import IdentifierError, validate_mobile, validate_resident_id
 from eqian.core.schemas import InputModel, OutputModel
 
 ResidenceStatus = Literal["unregistered", "registered", "permit_issued"]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _plain_date(value: object) -> object:
+    # Pydantic would read 0 as 1970-01-01 and "2024-05-01T13:00" as a date; a date is YYYY-MM-DD.
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value and not _ISO_DATE.fullmatch(value)
+    ):
+        raise ValueError("日期格式须为 YYYY-MM-DD")
+    return value
+
+
+PlainDate = Annotated[dt.date, BeforeValidator(_plain_date)]
 
 
 class HireIn(InputModel):
@@ -18,7 +33,7 @@ class HireIn(InputModel):
     name: str = Field(min_length=1, max_length=64)
     id_number: str = Field(min_length=1, max_length=32, description="GB 11643 resident ID number")
     phone: str = Field(min_length=1, max_length=20, description="mainland mobile number")
-    hired_on: dt.date
+    hired_on: PlainDate
     dormitory: str = Field(default="", max_length=200)
     position: str = Field(default="", max_length=64)
 
@@ -40,14 +55,14 @@ class HireIn(InputModel):
 
 
 class DepartureIn(InputModel):
-    left_on: dt.date
+    left_on: PlainDate
 
 
 class ResidenceIn(InputModel):
     status: ResidenceStatus
-    registered_on: dt.date | None = None
+    registered_on: PlainDate | None = None
     permit_no: str | None = Field(default=None, max_length=32)
-    permit_expires_on: dt.date | None = None
+    permit_expires_on: PlainDate | None = None
 
 
 class ResidenceOut(OutputModel):
