@@ -8,8 +8,10 @@ the worker id), created on first use.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,6 +38,35 @@ SCHEMA_FROM_MODELS = os.environ.get("EQIAN_TEST_SCHEMA") == "create_all"
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 if os.environ.get("EQIAN_REQUIRE_PG") == "1" and not PG_URL:
     raise RuntimeError("EQIAN_REQUIRE_PG=1 but EQIAN_TEST_PG_URL is not set")
+
+# Route coverage, OpenAPI validation of every response and the leak scan, over the whole run.
+pytest_plugins = ["tests.security.observer"]
+
+
+@contextmanager
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+    """For a costly fixture whose result tests only read (a seeded demo district): one build per
+    test run, however xdist spreads its tests over the workers.
+
+    Yields the run-wide directory ``name`` and whether it still has to be built there; the build
+    counts as done when the block ends without an error. A lock is held meanwhile, so a worker
+    that arrives during the build waits for it (blocking its event loop, which has nothing else
+    to run).
+    """
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if XDIST_WORKER else base  # each worker's basetemp is a child of the run's
+    directory, done = run / name, run / f"{name}.done"
+    with (run / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if done.exists():
+                yield directory, False
+                return
+            directory.mkdir(exist_ok=True)
+            yield directory, True
+            done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _alembic_upgrade(url: str) -> None:
@@ -102,14 +133,45 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
 
 
+# Children before parents, so a DELETE never trips a foreign key.
+_TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]
+# One round trip names the tables holding rows. Emptying only those is what makes a test's setup
+# cheap: on PostgreSQL a TRUNCATE costs a new file per table (about 2.5 s for all of them), and
+# a typical test fills a dozen.
+_NON_EMPTY = text(
+    " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in _TABLES)  # noqa: S608 - our names
+)
+# Sequences handed a value since their last reset (pg_sequences shows NULL until then) go back
+# to their start, in one round trip.
+_RESET_USED_SEQUENCES = text(
+    "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
+    "FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+)
+# Tables whose rows the database itself refuses to DELETE (audit_log's append-only trigger):
+# TRUNCATE fires no row trigger, as when every table was truncated.
+_GUARDED = text(
+    "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+)
+
+
 async def _empty_tables(engine: AsyncEngine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    """Leaves every table empty, and on PostgreSQL every id sequence at its start (as TRUNCATE …
+    RESTART IDENTITY did), touching only the tables and sequences a test used."""
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
+        dirty = set((await conn.execute(_NON_EMPTY)).scalars())
+        if engine.dialect.name != "postgresql":
+            for name in _TABLES:
+                if name in dirty:
+                    await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - names from our metadata
+            return
+        guarded = sorted(dirty & set((await conn.execute(_GUARDED)).scalars())) if dirty else []
+        if guarded:
+            await conn.execute(text(f"TRUNCATE {', '.join(guarded)} CASCADE"))
+        for name in _TABLES:
+            if name in dirty and name not in guarded:
                 await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - names from our metadata
+        await conn.execute(_RESET_USED_SEQUENCES)
 
 
 @pytest.fixture
@@ -133,6 +195,13 @@ async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
         var_dir=tmp_path_factory.mktemp("var"),
         secret_key="test-secret",
         outbox_poll_seconds=0,  # tests dispatch the outbox themselves, when they mean to
+        # Every test's failed logins and refusals come from one address to this one app; the
+        # limiter's own tests build apps with low limits.
+        rate_limit_login_per_ip_per_minute=100_000,
+        rate_limit_login_per_user_per_minute=100_000,
+        rate_limit_denied_per_minute=100_000,
+        rate_limit_write_per_minute=100_000,
+        rate_limit_reveal_per_hour=100_000,
     )
     application = create_app(settings)
     yield application

@@ -1,31 +1,28 @@
 """The eco-policing demo data: the 乔溇 joint zone, 18 smelters and a year of ash ledger in which
 the checks find exactly the two smelters that dump, on SQLite and (when configured) PostgreSQL.
 
-Like tests/demo/test_generator.py, these build their own databases: seeding needs an empty schema.
+Like tests/demo/test_generator.py, these read the district seeded into databases of their own
+(tests/demo/conftest.py): seeding needs an empty schema.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.all_models import Base
 from eqian.core.accounts import Role, User
-from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.geo import point_in_polygon, polygon_area_km2
 from eqian.core.ids import is_valid_credit_code
 from eqian.core.permissions import Principal, ScopeKind
 from eqian.demo import environment
-from eqian.demo.generator import SeedReport, _Builder, seed_demo
+from eqian.demo.generator import _Builder
 from eqian.environment.balance import compute_balance, period_of, shift_period
 from eqian.environment.checks import run_checks
 from eqian.environment.config import load_config
@@ -43,66 +40,21 @@ from eqian.environment.models import (
 )
 from eqian.organizations.models import JointZone, Station, Unit
 from eqian.organizations.service import unit_clause
+from tests.demo.conftest import BACKENDS, N_UNITS, SEED, TODAY, Seeded
 
-PASSWORD = "Demo-pass-365"
-N_UNITS = 300
-SEED = 365
-TODAY = dt.date(2025, 3, 12)  # pinned: the ledger runs 2024-03-01 … 2025-03-11
-PG_URL = os.environ.get("EQIAN_TEST_PG_URL", "")
-BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+# Under `--dist loadgroup` one worker takes every test reading the demo district, so the other
+# never waits for its seed (tests/conftest.py built_once).
+pytestmark = pytest.mark.xdist_group("demo")
+
 DISTRICT = (30.75, 30.935, 120.15, 120.38)  # lat min, lat max, lng min, lng max
 
 
-@dataclass
-class Seeded:
-    factory: async_sessionmaker[AsyncSession]
-    report: SeedReport
-    backend: str
-
-    @property
-    def anchor(self) -> dt.datetime:
-        assert self.report.anchor is not None
-        return self.report.anchor
-
-    @property
-    def dumpers(self) -> set[int]:
-        return set(self.report.dumping_unit_ids)
-
-
-async def _create(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    return make_sessionmaker(engine)
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
-async def seeded(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Seeded]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('envdemo') / 'demo.db'}")
-        try:
-            factory = await _create(engine)
-            report = await seed_demo(factory, seed=SEED, password=PASSWORD, units=N_UNITS, today=TODAY)
-            yield Seeded(factory, report, "sqlite")
-        finally:
-            await engine.dispose()
-        return
-    # A schema of its own: the shared fixtures may be using public on the same server.
-    schema = f"eqian_envdemo_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        factory = await _create(engine)
-        report = await seed_demo(factory, seed=SEED, password=PASSWORD, units=N_UNITS, today=TODAY)
-        yield Seeded(factory, report, "postgresql")
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        await admin.dispose()
+def seeded(request: pytest.FixtureRequest) -> Seeded:
+    """The district of tests/demo/conftest.py (seed 365, 300 units, ledger up to TODAY)."""
+    district = request.getfixturevalue(f"demo_{request.param}")
+    assert isinstance(district, Seeded)
+    return district
 
 
 @pytest.fixture

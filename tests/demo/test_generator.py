@@ -1,27 +1,25 @@
 """The demo district: its shape, valid identifiers, the demo accounts, determinism, PostgreSQL.
 
-These tests build their own databases (a small 300-unit district) instead of using the shared
-fixtures, because seeding needs an empty schema and the shared ones are emptied per test.
+These tests read their own databases (a small 300-unit district seeded once per run by
+tests/demo/conftest.py) instead of the shared fixtures, because seeding needs an empty schema and
+the shared ones are emptied per test.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eqian.all_models import Base
 from eqian.core.accounts import Role, User
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.ids import is_valid_credit_code, make_credit_code, validate_mobile
 from eqian.core.passwords import verify_password
-from eqian.demo.generator import SeedReport, is_seeded, seed_demo
+from eqian.demo.generator import is_seeded, seed_demo
 from eqian.mediation.models import MediationTeam
 from eqian.organizations.categories import CATEGORIES, UNIT_STATUSES
 from eqian.organizations.models import (
@@ -33,19 +31,14 @@ from eqian.organizations.models import (
     Unit,
     UnitCategory,
 )
+from tests.demo.conftest import N_UNITS, PASSWORD, PG_URL, TODAY, Seeded
 
-PASSWORD = "Demo-pass-365"
-N_UNITS = 300
+# Under `--dist loadgroup` one worker takes every test reading the demo district, so the other
+# never waits for its seed (tests/conftest.py built_once).
+pytestmark = pytest.mark.xdist_group("demo")
+
 LAT_RANGE = (30.75, 30.935)  # Zhili, up to the shore of Lake Tai (乔溇)
 LNG_RANGE = (120.15, 120.38)
-PG_URL = os.environ.get("EQIAN_TEST_PG_URL", "")
-
-
-@dataclass
-class Seeded:
-    factory: async_sessionmaker[AsyncSession]
-    report: SeedReport
-    ticks: list[tuple[int, int]] = field(default_factory=list)
 
 
 async def _sqlite(path: Path) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
@@ -71,18 +64,8 @@ def _in_zhili(lat: float | None, lng: float | None) -> bool:
 
 
 @pytest.fixture(scope="module")
-async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seeded]:
-    engine, factory = await _sqlite(tmp_path_factory.mktemp("demo") / "demo.db")
-    ticks: list[tuple[int, int]] = []
-    report = await seed_demo(
-        factory,
-        seed=365,
-        password=PASSWORD,
-        units=N_UNITS,
-        progress=lambda done, total: ticks.append((done, total)),
-    )
-    yield Seeded(factory, report, ticks)
-    await engine.dispose()
+def seeded(demo_sqlite: Seeded) -> Seeded:
+    return demo_sqlite
 
 
 @pytest.fixture
@@ -246,71 +229,59 @@ async def test_seeding_twice_is_refused(seeded: Seeded) -> None:
 
 async def test_same_seed_same_district_other_seed_other_district(tmp_path: Path, seeded: Seeded) -> None:
     expected = await _fingerprint(seeded.factory)
-    for seed, same in ((365, True), (366, False)):
+    # The registry is planned before any domain is seeded, so seed 365's second run skips the
+    # domains (the fixture seeded them all); seed 366 runs in full.
+    for seed, same, domains in ((365, True, False), (366, False, True)):
         engine, factory = await _sqlite(tmp_path / f"seed-{seed}.db")
         try:
             async with factory() as s:
                 assert not await is_seeded(s)
-            await seed_demo(factory, seed=seed, password=PASSWORD, units=N_UNITS)
+            await seed_demo(
+                factory, seed=seed, password=PASSWORD, units=N_UNITS, today=TODAY, domains=domains
+            )
             assert (await _fingerprint(factory) == expected) is same
         finally:
             await engine.dispose()
 
 
 @pytest.mark.skipif(not PG_URL, reason="EQIAN_TEST_PG_URL not set")
-async def test_seed_on_postgresql_advances_the_id_sequences() -> None:
-    # A throwaway schema rather than DROP SCHEMA public: the shared conftest fixtures may be using
-    # public on the same server in this very session.
-    schema = f"eqian_demo_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        factory = make_sessionmaker(engine)
-        report = await seed_demo(factory, password=PASSWORD, units=N_UNITS)
-        assert (report.stations, report.service_points, report.units) == (3, 17, N_UNITS)
+async def test_seed_on_postgresql_advances_the_id_sequences(demo_postgresql: Seeded) -> None:
+    report, factory = demo_postgresql.report, demo_postgresql.factory
+    assert (report.stations, report.service_points, report.units) == (3, 17, N_UNITS)
 
-        async with factory() as s:
-            assert await s.scalar(select(func.count()).select_from(Unit)) == N_UNITS
-            assert await s.scalar(select(func.count()).select_from(User)) == len(Role)
-            highest = await s.scalar(select(func.max(Unit.id)))
-            unit = Unit(
-                name="湖州织里新来童装有限公司",
-                credit_code=make_credit_code("93330502000000001"),
-                category_code="garment",
-                station_id=await _zhibei(s),
-            )
-            s.add(unit)
-            await s.flush()
-            assert highest is not None
-            assert unit.id > highest
-            tables = ("bureaus", "stations", "service_points", "mediation_teams", "contacts", "users")
-            env_tables = (
-                "joint_zones",
-                "env_facilities",
-                "env_carriers",
-                "env_smelter_processes",
-                "env_production_reports",
-                "env_stock_counts",
-                "env_manifests",
-                "env_manifest_receipts",
-                "env_eco_incidents",
-                "env_eco_patrols",
-            )
-            for table in (*tables, *env_tables):
-                fresh = await s.scalar(
-                    text(
-                        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "  # noqa: S608 - fixed names
-                        f"> (SELECT MAX(id) FROM {table})"
-                    )
+    async with factory() as s:
+        assert await s.scalar(select(func.count()).select_from(Unit)) == N_UNITS
+        assert await s.scalar(select(func.count()).select_from(User)) == len(Role)
+        highest = await s.scalar(select(func.max(Unit.id)))
+        unit = Unit(
+            name="湖州织里新来童装有限公司",
+            credit_code=make_credit_code("93330502000000001"),
+            category_code="garment",
+            station_id=await _zhibei(s),
+        )
+        s.add(unit)
+        await s.flush()
+        assert highest is not None
+        assert unit.id > highest
+        tables = ("bureaus", "stations", "service_points", "mediation_teams", "contacts", "users")
+        env_tables = (
+            "joint_zones",
+            "env_facilities",
+            "env_carriers",
+            "env_smelter_processes",
+            "env_production_reports",
+            "env_stock_counts",
+            "env_manifests",
+            "env_manifest_receipts",
+            "env_eco_incidents",
+            "env_eco_patrols",
+        )
+        for table in (*tables, *env_tables):
+            fresh = await s.scalar(
+                text(
+                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "  # noqa: S608 - fixed names
+                    f"> (SELECT MAX(id) FROM {table})"
                 )
-                assert fresh, table
-            await s.rollback()
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        await admin.dispose()
+            )
+            assert fresh, table
+        await s.rollback()
