@@ -1532,7 +1532,7 @@ EXPECT: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
         "200/404",
         {"partner_officer": "404/404", "mediator": "404/404", "bureau_admin": "200/200"},
     ),
-    ("GET", "/api/v1/messaging/channels"): (  # partner: channels of zone units' registry groups: flagged
+    ("GET", "/api/v1/messaging/channels"): (
         "200#4",
         {
             "mediator": "200#0",
@@ -1626,7 +1626,7 @@ EXPECT: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
             "bureau_admin": "200#4",
         },
     ),
-    ("GET", "/api/v1/safety-index"): (  # partner: zone units' scores: flagged
+    ("GET", "/api/v1/safety-index"): (
         "200#1",
         {
             "mediator": "200#0",
@@ -1653,3 +1653,39 @@ EXPECT: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
     ("GET", "/cockpit/big-screen"): ("403", {"station_officer": "200", "bureau_admin": "200"}),
     ("GET", "/cockpit/drill"): ("403", {"station_officer": "200", "bureau_admin": "200"}),
 }
+
+
+# A partner agency's officer (the joint zone) sees the zone's units in the registry, its eco
+# incidents and patrols, and none of the enterprises' own affairs: hazards and inspections,
+# messaging, the safety index (as requests and mediation cases above).
+PARTNER_SEES_NO_AFFAIRS: dict[tuple[str, str], str] = {
+    ("GET", "/api/v1/hazards"): "200#0",
+    ("GET", "/api/v1/hazards/photos/{name}"): "404/404",
+    ("GET", "/api/v1/hazards/stats"): "200#0",
+    ("GET", "/api/v1/hazards/{hazard_id}"): "404/404",
+    ("GET", "/api/v1/inspections"): "200#0",
+    ("GET", "/api/v1/inspections/{inspection_id}"): "404/404",
+    ("GET", "/api/v1/messaging/assistance"): "200#0",
+    ("GET", "/api/v1/messaging/assistance/{assistance_id}"): "404/404",
+    ("GET", "/api/v1/messaging/attachments/{attachment_id}"): "404/404",
+    ("GET", "/api/v1/messaging/channels"): "200#0",
+    ("GET", "/api/v1/messaging/channels/{channel_id}"): "404/404",
+    ("GET", "/api/v1/messaging/channels/{channel_id}/messages"): "404/404",
+    ("GET", "/api/v1/messaging/instructions"): "200#0",
+    ("GET", "/api/v1/messaging/instructions/{instruction_id}"): "404/404",
+    ("GET", "/api/v1/messaging/instructions/{instruction_id}/receipts"): "404/404",
+    ("GET", "/api/v1/safety-index"): "200#0",
+    ("GET", "/api/v1/units/{unit_id}/safety-index"): "404/404",
+    ("GET", "/hazards/inspections/{inspection_id}"): "404/404",
+    ("GET", "/hazards/{hazard_id}"): "404/404",
+    ("GET", "/messaging/units-near"): "200#0",
+    ("POST", "/api/v1/hazards/{hazard_id}/evidence"): "404/404",
+    ("POST", "/api/v1/hazards/{hazard_id}/review"): "404/404",
+    ("POST", "/api/v1/messaging/assistance/{assistance_id}/close"): "404/404",
+    ("POST", "/api/v1/messaging/assistance/{assistance_id}/replies"): "404/404",
+    ("POST", "/api/v1/messaging/channels/{channel_id}/messages"): "404/404",
+    ("POST", "/hazards/{hazard_id}/evidence"): "404/404",
+    ("POST", "/hazards/{hazard_id}/review"): "404/404",
+}
+for _route, _expected in PARTNER_SEES_NO_AFFAIRS.items():
+    EXPECT[_route][1]["partner_officer"] = _expected

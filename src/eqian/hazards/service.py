@@ -1,6 +1,6 @@
 """Rules of inspections and hazards: checklists, inspections, the hazard lifecycle, statistics.
 
-Every read is scoped through ``organizations.service.unit_clause``; an object outside the actor's
+Every read is scoped through ``organizations.service.affairs_clause``; an object outside the actor's
 jurisdiction answers ``NotFound``. Each write is audited in its own transaction, which commits once.
 Photos are checked (type from magic bytes, size) before anything is written, and a file written for
 a transaction that then fails is removed again.
@@ -32,7 +32,7 @@ from eqian.hazards import schemas
 from eqian.hazards.models import ChecklistItem, Hazard, HazardEvent, Inspection, InspectionResult
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Station, Unit
-from eqian.organizations.service import unit_clause
+from eqian.organizations.service import affairs_clause
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 CONFIG_PATH = Path(__file__).with_name("checklists.toml")
@@ -93,7 +93,7 @@ def _require(actor: Principal, roles: frozenset[Role]) -> None:
 
 
 async def _unit_in_scope(session: AsyncSession, actor: Principal, unit_id: int) -> Unit:
-    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, unit_clause(actor.scope)))
+    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, affairs_clause(actor.scope)))
     if unit is None:
         raise NotFound("单位不存在")
     return unit
@@ -360,7 +360,7 @@ def _inspection_query(actor: Principal) -> Select[Inspection, str, str]:
         select(Inspection, Unit.name, User.display_name)
         .join(Unit, Unit.id == Inspection.unit_id)
         .outerjoin(User, User.id == Inspection.inspector_id)
-        .where(unit_clause(actor.scope))
+        .where(affairs_clause(actor.scope))
     )
 
 
@@ -444,7 +444,7 @@ def _hazard_query(actor: Principal) -> Select[Hazard, str, int]:
     return (
         select(Hazard, Unit.name, Unit.station_id)
         .join(Unit, Unit.id == Hazard.unit_id)
-        .where(unit_clause(actor.scope))
+        .where(affairs_clause(actor.scope))
     )
 
 
@@ -619,7 +619,7 @@ async def photo_file(session: AsyncSession, actor: Principal, name: str, uploads
     )
     unit_ids = in_results.union(in_events).subquery()
     found = await session.scalar(
-        select(Unit.id).where(Unit.id.in_(select(unit_ids.c[0])), unit_clause(actor.scope)).limit(1)
+        select(Unit.id).where(Unit.id.in_(select(unit_ids.c[0])), affairs_clause(actor.scope)).limit(1)
     )
     path = uploads_dir / name
     if found is None or not path.is_file():
@@ -706,7 +706,7 @@ async def stats(
             select(key, func.count())
             .select_from(Hazard)
             .join(Unit, Unit.id == Hazard.unit_id)
-            .where(unit_clause(actor.scope), *where)
+            .where(affairs_clause(actor.scope), *where)
             .group_by(key)
         )
         for k, n in rows:

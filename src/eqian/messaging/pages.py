@@ -202,7 +202,7 @@ async def units_near(
         select(Unit.id, Unit.name, Unit.category_code, UnitCategory.name_zh, Unit.lat, Unit.lng)
         .join(UnitCategory, UnitCategory.code == Unit.category_code)
         .where(
-            org_service.unit_clause(actor.scope),
+            org_service.affairs_clause(actor.scope),
             Unit.status == "active",  # as the server's choice of recipients
             Unit.lat.between(plat - dlat, plat + dlat),
             Unit.lng.between(plng - dlng, plng + dlng),

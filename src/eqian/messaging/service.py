@@ -56,7 +56,7 @@ from eqian.messaging.models import (
 )
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import ServicePoint, Station, Unit
-from eqian.organizations.service import unit_clause, visible_unit_ids
+from eqian.organizations.service import affairs_clause, affairs_unit_ids
 
 OFFICER_ROLES = frozenset({Role.BUREAU_ADMIN, Role.STATION_OFFICER, Role.LIAISON_OFFICER})
 COMMAND_ROLES = frozenset({Role.BUREAU_ADMIN, Role.STATION_OFFICER})
@@ -157,7 +157,7 @@ def channel_clause(actor: Principal) -> ColumnElement[bool]:
         return true()
     if scope.kind is ScopeKind.STATIONS:
         return or_(Channel.station_id.in_(scope.station_ids), explicit)
-    mine = unit_clause(scope)
+    mine = affairs_clause(scope)
     active = Unit.status == "active"
     return or_(
         explicit,
@@ -180,11 +180,11 @@ def channel_clause(actor: Principal) -> ColumnElement[bool]:
             Channel.kind == "service_point",
             Channel.service_point_id.in_(select(Unit.service_point_id).where(mine, active)),
         ),
-        and_(Channel.kind == "direct", Channel.unit_id.in_(visible_unit_ids(scope))),
+        and_(Channel.kind == "direct", Channel.unit_id.in_(affairs_unit_ids(scope))),
         and_(
             Channel.kind.in_(("group", "assistance")),
             Channel.id.in_(
-                select(ChannelUnit.channel_id).where(ChannelUnit.unit_id.in_(visible_unit_ids(scope)))
+                select(ChannelUnit.channel_id).where(ChannelUnit.unit_id.in_(affairs_unit_ids(scope)))
             ),
         ),
     )
@@ -383,7 +383,9 @@ async def create_group(session: AsyncSession, actor: Principal, body: schemas.Gr
         raise Forbidden("只有民警可以建立群组")
     if body.unit_ids:
         found = set(
-            await session.scalars(select(Unit.id).where(Unit.id.in_(body.unit_ids), unit_clause(actor.scope)))
+            await session.scalars(
+                select(Unit.id).where(Unit.id.in_(body.unit_ids), affairs_clause(actor.scope))
+            )
         )
         if missing := [u for u in body.unit_ids if u not in found]:
             raise field_error("unit_ids", f"单位不存在或不在您的辖区内: {missing[:5]}", "not_found")
@@ -422,7 +424,7 @@ async def open_direct(session: AsyncSession, actor: Principal, body: schemas.Dir
     if actor.role in OFFICER_ROLES:
         if body.unit_id is None:
             raise field_error("unit_id", "请指定单位", "required")
-        unit = await session.scalar(select(Unit).where(Unit.id == body.unit_id, unit_clause(actor.scope)))
+        unit = await session.scalar(select(Unit).where(Unit.id == body.unit_id, affairs_clause(actor.scope)))
         if unit is None:
             raise NotFound("单位不存在")
         officer_id = actor.user_id
@@ -831,7 +833,7 @@ async def create_instruction(
     now = utcnow()
     if body.deadline <= now:
         raise field_error("deadline", "截止时间须晚于现在", "in_past")
-    recipients = and_(Unit.id.in_(member_units(channel)), unit_clause(actor.scope))
+    recipients = and_(Unit.id.in_(member_units(channel)), affairs_clause(actor.scope))
     total = await session.scalar(select(func.count()).select_from(Unit).where(recipients)) or 0
     if not total:
         raise field_error("channel_id", "该频道没有可接收指令的单位", "no_recipients")
@@ -961,7 +963,7 @@ async def list_receipts(
 ) -> tuple[list[schemas.ReceiptOut], int]:
     instruction = await _instruction_in_scope(session, actor, instruction_id)
     now = utcnow()
-    where: list[ColumnElement[bool]] = [Receipt.instruction_id == instruction.id, unit_clause(actor.scope)]
+    where: list[ColumnElement[bool]] = [Receipt.instruction_id == instruction.id, affairs_clause(actor.scope)]
     match status:
         case "acknowledged":
             where.append(Receipt.acknowledged_at.is_not(None))
@@ -1220,7 +1222,7 @@ async def list_escalations(
     liaison officer the units assigned to them."""
     if actor.role not in OFFICER_ROLES:
         raise Forbidden("仅限民警查看")
-    where: list[ColumnElement[bool]] = [Receipt.escalated_at.is_not(None), unit_clause(actor.scope)]
+    where: list[ColumnElement[bool]] = [Receipt.escalated_at.is_not(None), affairs_clause(actor.scope)]
     if instruction_id is not None:
         where.append(Receipt.instruction_id == instruction_id)
     if unacknowledged_only:
@@ -1274,7 +1276,7 @@ async def create_assistance(
     dlat = body.radius_m / 111_320
     dlng = body.radius_m / (111_320 * max(0.01, math.cos(math.radians(body.lat))))
     query = select(Unit.id, Unit.lat, Unit.lng, Unit.station_id).where(
-        unit_clause(actor.scope),
+        affairs_clause(actor.scope),
         Unit.status == "active",
         Unit.lat.between(body.lat - dlat, body.lat + dlat),
         Unit.lng.between(body.lng - dlng, body.lng + dlng),
@@ -1364,7 +1366,7 @@ async def assistance_detail(
         for uid, name, lat, lng, cat in await session.execute(
             select(Unit.id, Unit.name, Unit.lat, Unit.lng, Unit.category_code)
             .join(ChannelUnit, ChannelUnit.unit_id == Unit.id)
-            .where(ChannelUnit.channel_id == row.channel_id, unit_clause(actor.scope))
+            .where(ChannelUnit.channel_id == row.channel_id, affairs_clause(actor.scope))
             .order_by(Unit.id)
         )
     ]

@@ -60,6 +60,18 @@ def visible_unit_ids(scope: Scope) -> Select[int]:
     return select(Unit.id).where(unit_clause(scope))
 
 
+def affairs_clause(scope: Scope) -> ColumnElement[bool]:
+    """The units whose own affairs (hazards and inspections, requests, messages and instructions,
+    the safety index) a scope may see: ``unit_clause``, except that a partner agency's joint zone
+    covers the zone's units in the registry, its eco incidents and patrols, and nothing of the
+    enterprises' own affairs."""
+    return false() if scope.kind is ScopeKind.ZONE else unit_clause(scope)
+
+
+def affairs_unit_ids(scope: Scope) -> Select[int]:
+    return select(Unit.id).where(affairs_clause(scope))
+
+
 def station_clause(scope: Scope) -> ColumnElement[bool]:
     if scope.kind is ScopeKind.ALL:
         return true()

@@ -1,7 +1,7 @@
 """Rules of enterprise requests (涉企诉求): submission by a unit, routing to a department or the
 unit's liaison officer, SLA by kind, reply, resolution, one rating by the unit, statistics.
 
-Every read is scoped through ``organizations.service.unit_clause`` (a request belongs to its
+Every read is scoped through ``organizations.service.affairs_clause`` (a request belongs to its
 unit); a request outside the scope answers ``NotFound``. Each write is audited and commits once.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -20,19 +20,12 @@ from eqian.core.accounts import Role, User
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
 from eqian.core.months import bounds as month_bounds
-from eqian.core.permissions import Principal, Scope, ScopeKind
+from eqian.core.permissions import Principal
 from eqian.mediation.service import local_bounds, month_expr
 from eqian.organizations.models import LiaisonAssignment, Station, Unit
-from eqian.organizations.service import unit_clause as registry_unit_clause
+from eqian.organizations.service import affairs_clause
 from eqian.requests import schemas
 from eqian.requests.models import EnterpriseRequest, RequestDepartment, RequestEvent
-
-
-def unit_clause(scope: Scope) -> ColumnElement[bool]:
-    """A partner agency's joint zone covers units, eco incidents and patrols, never a unit's
-    requests (some report internal corruption)."""
-    return false() if scope.kind is ScopeKind.ZONE else registry_unit_clause(scope)
-
 
 SUBMITTED_TOPIC = "requests.submitted"
 RESOLVED_TOPIC = "requests.resolved"
@@ -174,7 +167,7 @@ async def submit(
         unit_id = own
     if unit_id is None:
         raise field_error("unit_id", "须注明提出诉求的单位", "required")
-    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, unit_clause(actor.scope)))
+    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, affairs_clause(actor.scope)))
     if unit is None:
         raise NotFound("单位不存在")
     now = now or utcnow()
@@ -212,7 +205,7 @@ async def _load(session: AsyncSession, actor: Principal, request_id: int) -> Ent
     row = await session.scalar(
         select(EnterpriseRequest)
         .join(Unit, Unit.id == EnterpriseRequest.unit_id)
-        .where(EnterpriseRequest.id == request_id, unit_clause(actor.scope))
+        .where(EnterpriseRequest.id == request_id, affairs_clause(actor.scope))
         .with_for_update(of=EnterpriseRequest)
     )
     if row is None:
@@ -332,7 +325,7 @@ def _query(actor: Principal) -> Select[EnterpriseRequest, str, str, str]:
         .join(Unit, Unit.id == EnterpriseRequest.unit_id)
         .outerjoin(RequestDepartment, RequestDepartment.id == EnterpriseRequest.department_id)
         .outerjoin(Assignee, Assignee.id == EnterpriseRequest.assignee_id)
-        .where(unit_clause(actor.scope))
+        .where(affairs_clause(actor.scope))
     )
 
 
@@ -496,7 +489,7 @@ async def stats(
             select(key, *(agg for _, agg in aggregates))
             .select_from(EnterpriseRequest)
             .join(Unit, Unit.id == EnterpriseRequest.unit_id)
-            .where(unit_clause(actor.scope), *window(column), *(extra or []))
+            .where(affairs_clause(actor.scope), *window(column), *(extra or []))
             .group_by(key)
         )
         for k, *values in rows.all():

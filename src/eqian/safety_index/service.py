@@ -27,7 +27,7 @@ from eqian.core.months import check as check_month
 from eqian.core.months import shift as shift_month
 from eqian.core.permissions import Principal
 from eqian.organizations.models import Station, Unit
-from eqian.organizations.service import unit_clause
+from eqian.organizations.service import affairs_clause
 from eqian.safety_index import schemas
 from eqian.safety_index.compute import GRADE_LABELS, GRADES, IndexModel, group_ranks, load_model, score_unit
 from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
@@ -240,7 +240,7 @@ async def list_scores(
         raise field_error("grade", "等级应为 excellent / good / fair / poor", "invalid_grade")
     if month is None:
         return [], 0, None
-    where: list[ColumnElement[bool]] = [SafetyIndexScore.month == month, unit_clause(actor.scope)]
+    where: list[ColumnElement[bool]] = [SafetyIndexScore.month == month, affairs_clause(actor.scope)]
     if f.station_id is not None:
         where.append(SafetyIndexScore.station_id == f.station_id)
     if f.category:
@@ -266,7 +266,7 @@ async def list_scores(
 
 async def unit_history(session: AsyncSession, actor: Principal, unit_id: int) -> schemas.UnitHistory:
     """Every computed month of one unit in the actor's scope, oldest first (404 outside scope)."""
-    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, unit_clause(actor.scope)))
+    unit = await session.scalar(select(Unit).where(Unit.id == unit_id, affairs_clause(actor.scope)))
     if unit is None:
         raise NotFound("单位不存在")
     rows = await session.execute(
@@ -285,7 +285,9 @@ async def peer_scores(session: AsyncSession, actor: Principal, unit_id: int, mon
     own = await session.scalar(
         select(SafetyIndexScore)
         .join(Unit, Unit.id == SafetyIndexScore.unit_id)
-        .where(SafetyIndexScore.unit_id == unit_id, SafetyIndexScore.month == month, unit_clause(actor.scope))
+        .where(
+            SafetyIndexScore.unit_id == unit_id, SafetyIndexScore.month == month, affairs_clause(actor.scope)
+        )
     )
     if own is None:
         return []
@@ -304,7 +306,7 @@ async def peer_scores(session: AsyncSession, actor: Principal, unit_id: int, mon
 async def grade_counts(
     session: AsyncSession, actor: Principal, month: str, station_id: int | None
 ) -> dict[str, int]:
-    where: list[ColumnElement[bool]] = [SafetyIndexScore.month == month, unit_clause(actor.scope)]
+    where: list[ColumnElement[bool]] = [SafetyIndexScore.month == month, affairs_clause(actor.scope)]
     if station_id is not None:
         where.append(SafetyIndexScore.station_id == station_id)
     rows = await session.execute(
