@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from eqian.core.config import Settings
+from eqian.web.app import create_app
 from tests.security.observer import watch_browser
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,7 +65,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is required for the browser tests (scripts/ensure-browser installs it)")
     from playwright.sync_api import sync_playwright
@@ -81,6 +83,17 @@ def browser() -> Iterator[object]:
                 "--disable-sync",
             ],
         )
-        # Every page and JSON answer the browser loads is scanned for unmasked ID numbers and mobiles.
-        yield watch_browser(b)
+        # Every page and JSON answer the browser loads is scanned for unmasked ID numbers and mobiles,
+        # and every JSON answer of the API is held to the document (an app built like the server's
+        # gives the observer its routes; it never serves).
+        var = tmp_path_factory.mktemp("observer-app")
+        routes_of = create_app(
+            Settings(
+                env="test",
+                database_url=f"sqlite+aiosqlite:///{var / 'unused.db'}",
+                var_dir=var,
+                secret_key="x",
+            )
+        )
+        yield watch_browser(b, routes_of)
         b.close()

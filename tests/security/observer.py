@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -432,23 +432,37 @@ def scan_page_html(html: str, where: str) -> list[str]:
     return [str(hit) for hit in hits]
 
 
-def watch_browser(browser: Any) -> Any:
+def watch_browser(browser: Any, app: Any = None) -> Any:
     """Wraps a Playwright browser so that every HTML or JSON answer the pages of its new contexts
-    receive (documents, htmx fragments, the scripts' API calls) is scanned. Returns the browser."""
+    receive (documents, htmx fragments, the scripts' API calls) is scanned, and, given an ``app``
+    built like the server's, every JSON answer of a documented route is validated against the
+    document as in-process answers are. Returns the browser."""
     original = browser.new_context
+    info = _app_info(app) if app is not None else None
 
     def new_context(*args: Any, **kwargs: Any) -> Any:
         context = original(*args, **kwargs)
 
         def on_response(response: Any) -> None:
             ctype = response.headers.get("content-type", "")
-            if not ctype.startswith(("text/html", "application/json")) or response.status >= 300:
+            if not ctype.startswith(("text/html", "application/json")):
                 return
+            method = response.request.method
             try:
-                html = response.text()
+                body = response.body()
             except Exception:  # a navigation can discard a body before it is read
                 return
-            scan_page_html(html, f"{response.request.method} {response.url}")
+            if info is not None and ctype.startswith("application/json"):
+                path = urlsplit(response.url).path
+                route = _match(info, {"path": path}, method if method != "HEAD" else "GET")
+                if route is not None:
+                    problem = _validate(info, route, response.status, ctype, body)
+                    if problem:
+                        label = f"browser {method} {route.template} → {response.status}"
+                        RECORDS.violations.append(f"{_current_test}: {label}: {problem}")
+            if response.status >= 300:
+                return
+            scan_page_html(body.decode("utf-8", "replace"), f"{method} {response.url}")
 
         context.on("response", on_response)
         return context

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 
 import httpx
 import jsonschema_rs
@@ -107,6 +108,44 @@ async def test_routes_are_recorded_by_template_and_answers_checked_against_the_d
     assert isolated_records.validated == 2
     assert isolated_records.violations == []
     assert isolated_records.responses == isolated_records.scanned == 3
+
+
+class _Answer:
+    """What the observer reads of a Playwright response."""
+
+    def __init__(self, method: str, url: str, status: int, body: object) -> None:
+        self.request = type("Request", (), {"method": method})()
+        self.url, self.status = url, status
+        self.headers = {"content-type": "application/json"}
+        self._body = json.dumps(body).encode()
+
+    def body(self) -> bytes:
+        return self._body
+
+
+class _Browser:
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[_Answer], None]] = []
+
+    def new_context(self) -> _Browser:
+        return self
+
+    def on(self, event: str, listener: Callable[[_Answer], None]) -> None:
+        self.listeners.append(listener)
+
+
+def test_json_the_browser_loads_is_held_to_the_document(
+    app: FastAPI, isolated_records: observer.Records
+) -> None:
+    browser = observer.watch_browser(_Browser(), app)
+    context = browser.new_context()
+    unit = {"id": 1, "name": "贝贝童装"}  # a unit answer without most of its documented fields
+    context.listeners[0](_Answer("GET", "http://127.0.0.1:8000/api/v1/units/1", 200, unit))
+    context.listeners[0](_Answer("GET", "http://127.0.0.1:8000/api/v1/units/1", 404, {"detail": "x"}))
+    assert isolated_records.validated == 2
+    assert len(isolated_records.violations) == 2
+    assert "browser GET /api/v1/units/{unit_id} → 200" in isolated_records.violations[0]
+    assert "not the error envelope" in isolated_records.violations[1]
 
 
 def test_the_published_422_is_the_error_envelope_the_app_sends(app: FastAPI) -> None:
