@@ -445,7 +445,8 @@ def watch_browser(browser: Any, app: Any = None) -> Any:
 
         def on_response(response: Any) -> None:
             ctype = response.headers.get("content-type", "")
-            if not ctype.startswith(("text/html", "application/json")):
+            # A redirect has no body to read, and asking for one can stall the navigation it starts.
+            if not ctype.startswith(("text/html", "application/json")) or 300 <= response.status < 400:
                 return
             method = response.request.method
             try:
