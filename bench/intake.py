@@ -148,6 +148,7 @@ def start_server(url: str, port: int, var_dir: Path) -> subprocess.Popen[bytes]:
         # One officer's token posts every incident here; the per-credential intake limit (3,000 a
         # minute) would turn the benchmark into a test of the rate limiter.
         "EQIAN_RATE_LIMIT_INTAKE_PER_MINUTE": "100000000",
+        "EQIAN_RATE_LIMIT_WRITE_PER_MINUTE": "100000000",  # the bare endpoint is a plain write
         "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [
