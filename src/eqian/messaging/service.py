@@ -208,46 +208,15 @@ async def get_channel(session: AsyncSession, actor: Principal, channel_id: int) 
 
 
 async def visible_channels(session: AsyncSession, actor: Principal) -> list[Channel]:
-    """The channels ``actor`` may read. A unit's staff (most sockets) take a fast path: the same
-    rule as ``channel_clause``, but with the unit's station, category and point looked up first."""
-    if actor.scope.kind is ScopeKind.UNITS and len(actor.scope.unit_ids) == 1:
-        unit_id = next(iter(actor.scope.unit_ids))
-        conds: list[ColumnElement[bool]] = [
-            Channel.officer_id == actor.user_id,
-            Channel.id.in_(select(ChannelUser.channel_id).where(ChannelUser.user_id == actor.user_id)),
-            and_(Channel.kind == "direct", Channel.unit_id == unit_id),
-            and_(
-                Channel.kind.in_(("group", "assistance")),
-                Channel.id.in_(select(ChannelUnit.channel_id).where(ChannelUnit.unit_id == unit_id)),
-            ),
-        ]
-        unit = (
-            await session.execute(
-                select(Unit.station_id, Unit.category_code, Unit.service_point_id).where(
-                    Unit.id == unit_id, Unit.status == "active"
-                )
-            )
-        ).first()
-        if unit is not None:
-            station_id, category, point = unit
-            conds += [
-                and_(Channel.kind == "station", Channel.station_id == station_id),
-                and_(
-                    Channel.kind == "category",
-                    Channel.station_id == station_id,
-                    Channel.category_code == category,
-                ),
-            ]
-            if point is not None:
-                conds.append(and_(Channel.kind == "service_point", Channel.service_point_id == point))
-        return list(await session.scalars(select(Channel).where(or_(*conds)).order_by(Channel.id)))
+    """The channels ``actor`` may read (a unit's staff go through ``visible_channels_many``)."""
     rows = await session.scalars(select(Channel).where(channel_clause(actor)).order_by(Channel.id))
     return list(rows)
 
 
 async def visible_channels_many(session: AsyncSession, actors: list[Principal]) -> list[list[Channel]]:
     """``visible_channels`` for many actors at once (the sockets of a connection storm): a unit's
-    staff by the same rule as its fast path, in four queries for the whole batch; others one by one."""
+    staff by the same rule as ``channel_clause``, with the units looked up first, in four queries
+    for the whole batch; others one by one."""
     out: list[list[Channel] | None] = [None] * len(actors)
     unit_of: dict[int, int] = {}
     for i, actor in enumerate(actors):
