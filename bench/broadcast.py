@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -357,6 +358,7 @@ def start_workers(
         "EQIAN_SECRET_KEY": "bench-secret-key-" + secrets.token_hex(8),
         "EQIAN_LOG_LEVEL": "WARNING",
         "EQIAN_ENV_FILE": "/dev/null",
+        "EQIAN_GC_FREEZE": "true",  # as in production, whatever the calling process says
         # Redis pub/sub ignores database numbers: a prefix of our own keeps other runs' topics out.
         "EQIAN_PUBSUB_PREFIX": f"bench-{secrets.token_hex(4)}",
     }
@@ -543,6 +545,10 @@ async def _client_loop(conn: Connection, tokens: list[str], urls_of: list[list[s
         command, arg = await loop.run_in_executor(None, conn.recv)
         if command == "connect":
             n = await all_connected(float(arg))
+            # The load generator's own sockets must not stall it in full collections mid-broadcast
+            # (same for both rounds; the servers get the same treatment from core.gcpolicy).
+            gc.collect()
+            gc.freeze()
             conn.send(("connected", {"ok": n, "total": len(clients), "seconds": time.monotonic() - started}))
         elif command == "wait":
             # Wait until every client has every expected instruction acked (or the timeout).
@@ -636,6 +642,9 @@ async def _bare_server(port: int, tokens: dict[str, int], control_token: str) ->
     """The same protocol from memory: what a WebSocket fan-out costs without database or Redis."""
     from websockets.asyncio.server import broadcast, serve
 
+    from eqian.core.gcpolicy import Settler
+
+    settler = Settler()  # the same garbage-collector policy as the eqian workers
     members: set[Any] = set()
     history: list[str] = []
     acks: set[tuple[int, int]] = set()
@@ -677,6 +686,7 @@ async def _bare_server(port: int, tokens: dict[str, int], control_token: str) ->
                         await ws.send(data)
                     await ws.send('{"type":"resumed"}')
                     members.add(ws)
+                    settler.opened_one()
                 elif kind == "ack":
                     iid = int(msg["instruction_id"])
                     acks.add((user_id, iid))

@@ -28,6 +28,9 @@ from eqian.core.db import make_engine, make_sessionmaker
 from eqian.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
+# Hundreds of apps are built in one test process: freezing their objects out of the garbage
+# collector would keep them all. Worker processes the tests start (tests/pg) turn it back on.
+os.environ.setdefault("EQIAN_GC_FREEZE", "false")
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 PG_URL = os.environ.get("EQIAN_TEST_PG_URL", "")
 if PG_URL and XDIST_WORKER:

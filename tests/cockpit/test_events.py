@@ -90,6 +90,26 @@ async def test_refresh_racing_a_newer_event_stays_dirty(db: AsyncSession) -> Non
     assert await rollups.dirty_months(db) == [months.shift("2026-03", -i) for i in range(14)]
 
 
+async def test_a_month_refreshed_meanwhile_is_not_recomputed(db: AsyncSession) -> None:
+    """Both workers run the refresh job: the one that waited for the month's lock while the other
+    refreshed it finds the month clean and leaves the rows alone."""
+    cw = await make_cockpit_world(db)
+    await add_raw(
+        db, at(2026, 3, 2), "incidents.total", station_id=cw.hz.world.station_a, unit_id=cw.unit("a1")
+    )
+    t0 = dt.datetime(2026, 3, 20, 4, tzinfo=dt.UTC)
+    await rollups.mark_dirty(db, ["2026-03"], now=t0)
+    await db.commit()
+    written = await rollups.refresh_month(db, "2026-03", now=t0 + dt.timedelta(seconds=1), only_if_dirty=True)
+    assert written > 0
+    computed = await db.scalar(select(CockpitMonth.computed_at).where(CockpitMonth.month == "2026-03"))
+    assert await rollups.refresh_month(db, "2026-03", only_if_dirty=True) == 0
+    assert (
+        await db.scalar(select(CockpitMonth.computed_at).where(CockpitMonth.month == "2026-03")) == computed
+    )
+    assert await rollups.refresh_month(db, "2026-03") == written  # asked for explicitly: recomputed
+
+
 async def test_refresh_now_is_for_the_bureau_and_audited(client: httpx.AsyncClient, db: AsyncSession) -> None:
     cw = await make_cockpit_world(db)
     h = cw.headers

@@ -88,6 +88,7 @@ class Cluster:
             "EQIAN_SECRET_KEY": "cluster-secret-key-" + secrets.token_hex(8),
             "EQIAN_LOG_LEVEL": "WARNING",
             "EQIAN_ENV_FILE": "/dev/null",
+            "EQIAN_GC_FREEZE": "true",  # as in production (the test process turns it off for itself)
             # Redis pub/sub ignores database numbers: a prefix of our own keeps other runs' topics out.
             "EQIAN_PUBSUB_PREFIX": f"cluster-{secrets.token_hex(4)}",
             **self.env,

@@ -156,6 +156,7 @@ async def refresh_month(
     now: dt.datetime | None = None,
     commit: bool = True,
     read_apart: bool | None = None,
+    only_if_dirty: bool = False,
 ) -> int:
     """Replace one month's rollup rows from the raw rows, and clear its dirty mark unless an event
     marked it again while this ran. Commits unless told not to. Returns the number of rows written.
@@ -169,6 +170,13 @@ async def refresh_month(
         # Every worker runs the refresh job: without this, two refreshing the same month both
         # delete the old rows and the second insert hits pk_cockpit_rollups (found by the soak).
         await session.execute(select(func.pg_advisory_xact_lock(REFRESH_LOCK, int(month.replace("-", "")))))
+    if only_if_dirty and not await session.scalar(
+        select(CockpitMonth.dirty).where(CockpitMonth.month == month)
+    ):
+        # Another worker refreshed it while this one waited for the lock: the same rows again
+        # would cost seconds of aggregation at city scale for nothing.
+        await session.rollback()
+        return 0
     rows = await _read_rows(session, month, names, commit if read_apart is None else read_apart)
     await session.execute(delete(Rollup).where(Rollup.month == month))
     if rows:
@@ -201,7 +209,7 @@ async def refresh_dirty(
     months = (await dirty_months(session))[:limit]
     await session.rollback()  # end the read so each month gets its own write transaction
     for month in months:
-        await refresh_month(session, month, names)
+        await refresh_month(session, month, names, only_if_dirty=True)
     return len(months)
 
 

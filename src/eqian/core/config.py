@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # 401/403 answers per client address (anonymous) or credential; above it the caller gets 429
     # before any work, which also bounds the access.denied rows a flood can append to the audit chain.
     rate_limit_denied_per_minute: int = Field(default=600, ge=1)
+    # Keep objects that live as long as the process or a WebSocket out of the cyclic garbage
+    # collector's full passes (core/gcpolicy.py); the test suite turns it off, it builds many apps.
+    gc_freeze: bool = True
 
     @field_validator("redis_url", "dingtalk_webhook", "dingtalk_secret", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
 import time
@@ -33,13 +34,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from eqian.core import auth, pubsub
+from eqian.core import auth, gcpolicy, pubsub
 from eqian.core.accounts import AuthSession, Role, User
 from eqian.core.config import Settings
-from eqian.core.db import utcnow
+from eqian.core.db import among, utcnow
 from eqian.core.errors import AppError
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
+from eqian.messaging.direct import DirectWriter
 from eqian.messaging.models import Channel, Instruction, Receipt
 
 log = logging.getLogger("eqian.messaging.ws")
@@ -84,6 +86,8 @@ class Conn:
     live_sent: set[int] = field(default_factory=set)  # channels with a message actually sent
     baseline: dict[int, int] = field(default_factory=dict)  # each channel's last_seq when the socket opened
     resumed: bool = False
+    direct: DirectWriter | None = None  # synchronous writes, when the server allows them
+    busy: bool = False  # the writer task is in the middle of an item
 
     @property
     def user_id(self) -> int:
@@ -103,8 +107,16 @@ class Conn:
         if not self.closed:
             self.queue.put_nowait(item)
 
+    def idle(self) -> bool:
+        """Nothing queued or being written: a frame written now keeps its place in the order."""
+        return self.direct is not None and not self.busy and not self.closed and self.queue.empty()
+
+    def raw(self, text: str) -> None:
+        if not (self.idle() and self.direct is not None and self.direct.send_text(text)):
+            self.push(("raw", text))
+
     def frame(self, frame: dict[str, Any]) -> None:
-        self.push(("raw", _dumps(frame)))
+        self.raw(_dumps(frame))
 
     def close(self, code: int) -> None:
         self.push(("close", code))
@@ -136,7 +148,9 @@ class AckBatcher:
         self.factory = factory
         # Acknowledgements and reads first: "delivered" marks are not waited for by anyone.
         self.urgent: collections.deque[Op] = collections.deque()
-        self.low: collections.deque[Op] = collections.deque()
+        # One "delivered" mark per (instruction, unit); an acknowledgement or read of the pair
+        # replaces it, since it fills delivered_at itself.
+        self.low: dict[tuple[int, int], Op] = {}
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -164,14 +178,21 @@ class AckBatcher:
 
     def put(self, op: Op) -> None:
         self.start()
-        (self.low if op.kind == "delivered" else self.urgent).append(op)
+        pair = (op.instruction_id, op.unit_id)
+        if op.kind == "delivered":
+            self.low.setdefault(pair, op)
+        else:
+            self.low.pop(pair, None)
+            self.urgent.append(op)
         self.wakeup.set()
 
     def _take(self) -> list[Op]:
         # While acknowledgements wait, a batch carries only them: their senders wait for "acked",
         # and an acknowledgement fills in delivered_at itself, so the delivered marks lose nothing.
-        source = self.urgent or self.low
-        return [source.popleft() for _ in range(min(BATCH_SIZE, len(source)))]
+        if self.urgent:
+            return [self.urgent.popleft() for _ in range(min(BATCH_SIZE, len(self.urgent)))]
+        pairs = list(itertools.islice(self.low, BATCH_SIZE))
+        return [self.low.pop(pair) for pair in pairs]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -212,13 +233,14 @@ class AckBatcher:
         ack_pairs = {(op.instruction_id, op.unit_id) for op in batch if op.kind == "ack"}
         batch = [op for op in batch if op.kind == "ack" or (op.instruction_id, op.unit_id) not in ack_pairs]
         async with self.factory() as session:
+            dialect = session.get_bind().dialect.name
             pairs = {(op.instruction_id, op.unit_id) for op in batch}
             known = {
                 (i, u)
                 for i, u in await session.execute(
                     select(Receipt.instruction_id, Receipt.unit_id).where(
-                        Receipt.instruction_id.in_({i for i, _ in pairs}),
-                        Receipt.unit_id.in_({u for _, u in pairs}),
+                        among(Receipt.instruction_id, {i for i, _ in pairs}, dialect),
+                        among(Receipt.unit_id, {u for _, u in pairs}, dialect),
                     )
                 )
                 if (i, u) in pairs
@@ -233,13 +255,14 @@ class AckBatcher:
             }
             auth_ids = {op.auth_id for op in batch if op.auth_id is not None}
             now = utcnow()
+            as_bound = service.time_binder(session)
             live = (
                 set(
                     await session.scalars(
                         select(AuthSession.id)
                         .join(User, User.id == AuthSession.user_id)
                         .where(
-                            AuthSession.id.in_(auth_ids),
+                            among(AuthSession.id, auth_ids, dialect),
                             AuthSession.revoked_at.is_(None),
                             AuthSession.expires_at > now,
                             User.is_active.is_(True),
@@ -259,7 +282,7 @@ class AckBatcher:
                 if (op.instruction_id, op.unit_id) not in known:
                     refused.append((op, "not_found"))
                     continue
-                at = service.bind_time(session, op.at)
+                at = as_bound(op.at)
                 params: dict[str, Any] = {"at": at, "i": op.instruction_id, "u": op.unit_id}
                 if op.kind == "ack":
                     created = instr[op.instruction_id][0]
@@ -270,13 +293,8 @@ class AckBatcher:
                     }
                 rows[op.kind].append(params)
                 accepted.append(op)
-            for kind, statement in (
-                ("delivered", service.DELIVERED_SQL),
-                ("read", service.READ_SQL),
-                ("ack", service.ACK_SQL),
-            ):
-                if rows[kind]:
-                    await session.execute(statement, rows[kind])
+            for kind, kind_rows in rows.items():
+                await service.store_receipt_updates(session, kind, kind_rows)
             await session.commit()
             self.batches += 1
             self.stored_acks += len(rows["ack"])
@@ -392,6 +410,8 @@ class Hub:
         self.feed_conns: set[Conn] = set()
         self.feed_sub: pubsub.Subscription | None = None
         self.sessions_sub: pubsub.Subscription | None = None
+        self.settler = gcpolicy.Settler() if settings.gc_freeze else None
+        self.direct_writes = 0  # live messages written without the writer task (messaging/direct.py)
 
     # subscriptions
     def _ensure_started(self) -> None:
@@ -424,7 +444,7 @@ class Hub:
         for conn in list(self.feed_conns):
             if feed_visible(conn.principal, item):
                 text = text or _dumps({"type": "feed", "item": item})
-                conn.push(("raw", text))
+                conn.raw(text)
 
     def leave(self, conn: Conn) -> None:
         self.conns.discard(conn)
@@ -454,13 +474,35 @@ class Hub:
             seq = int(message["seq"])
             instruction = message.get("instruction")
             instruction_id = int(instruction["id"]) if instruction else None
+            # One synchronous pass over the members, as a bare WebSocket server's broadcast does:
+            # acknowledgements coming back wait until every idle socket has the message.
             for conn in members:
-                conn.push(("msg", channel_id, seq, text, instruction_id))
+                if not self._send_now(conn, channel_id, seq, text, instruction_id):
+                    conn.push(("msg", channel_id, seq, text, instruction_id))
         elif kind == "progress":
             text = _dumps(message)
             for conn in members:
                 if conn.is_officer:
-                    conn.push(("raw", text))
+                    conn.raw(text)
+
+    def _send_now(self, conn: Conn, channel_id: int, seq: int, text: str, instruction_id: int | None) -> bool:
+        """A live message written at once when nothing stands before it on this socket: not held
+        for a resume, nothing queued, no gap to fill from the database (then False: the writer
+        task does it in order)."""
+        if not conn.idle() or conn.held is not None or conn.direct is None:
+            return False
+        last = conn.sent.get(channel_id)
+        if last is not None and seq <= last:
+            return True  # already sent on this connection
+        if last is not None and seq > last + 1:
+            return False
+        if not conn.direct.send_text(text):
+            return False
+        self.direct_writes += 1
+        conn.sent[channel_id] = seq
+        conn.live_sent.add(channel_id)
+        self._delivered(conn, instruction_id)
+        return True
 
     def _on_sessions_ended(self, topic: str, event: dict[str, Any]) -> None:
         # Logout, a disabled account, a role change or a password reset on any worker: close now,
@@ -493,7 +535,11 @@ class Hub:
         self._ensure_started()
         resolved, channels = opening.resolved, opening.channels
         conn = Conn(
-            ws=ws, principal=resolved.principal, auth_id=resolved.auth.id, identity=_identity(resolved.user)
+            ws=ws,
+            principal=resolved.principal,
+            auth_id=resolved.auth.id,
+            identity=_identity(resolved.user),
+            direct=DirectWriter.of(ws.scope),
         )
         self.conns.add(conn)
         for ch in channels:
@@ -502,6 +548,8 @@ class Hub:
             conn.baseline[ch.id] = ch.last_seq
         conn.writer = asyncio.create_task(self._write(conn))
         asyncio.get_running_loop().call_later(HOLD_SECONDS, conn.push, ("release",))
+        if self.settler is not None:
+            self.settler.opened_one()
         conn.frame(
             {
                 "type": "ready",
@@ -517,6 +565,8 @@ class Hub:
         return conn
 
     async def close(self, conn: Conn) -> None:
+        if conn in self.conns and self.settler is not None:
+            self.settler.closed_one()
         conn.closed = True
         self.leave(conn)
         if conn.writer is not None and conn.writer is not asyncio.current_task():
@@ -528,7 +578,9 @@ class Hub:
         ws = conn.ws
         try:
             while True:
+                conn.busy = False
                 item = await conn.queue.get()
+                conn.busy = True
                 match item[0]:
                     case "raw":
                         await ws.send_text(item[1])
@@ -718,10 +770,14 @@ class Hub:
                 await self.sweep()
             except Exception:
                 log.exception("session sweep failed")
+            if self.settler is not None:
+                self.settler.reclaim()
 
     async def shutdown(self) -> None:
         if self.sweeper is not None:
             self.sweeper.cancel()
+        if self.settler is not None:
+            self.settler.cancel()
         for conn in list(self.conns):
             await self.close(conn)
         await self.handshakes.stop()

@@ -20,7 +20,7 @@ from eqian.activities import api as activities_api
 from eqian.activities import pages as activities_pages
 from eqian.cockpit import api as cockpit_api
 from eqian.cockpit import pages as cockpit_pages
-from eqian.core import audit, i18n, outbox, ratelimit, scheduler
+from eqian.core import audit, gcpolicy, i18n, outbox, ratelimit, scheduler
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.environment import api as environment_api
@@ -33,6 +33,7 @@ from eqian.incidents import pages as incidents_pages
 from eqian.mediation import api as mediation_api
 from eqian.mediation import pages as mediation_pages
 from eqian.messaging import api as messaging_api
+from eqian.messaging import direct as messaging_direct
 from eqian.messaging import pages as messaging_pages
 from eqian.messaging import ws as messaging_ws
 from eqian.notifications import api as notifications_api
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Load the incident classifier's dictionary before the first call arrives, not inside it.
         await asyncio.to_thread(classifier.active_classifier)
+        if settings.gc_freeze:
+            gcpolicy.settle_startup()
         background = []
         if settings.outbox_poll_seconds > 0:
             factory = make_sessionmaker(write_engine)
@@ -156,6 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Pages and API answers carry personal data: no browser or proxy may keep them.
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    # Outermost, so that it sees the server's own send callable (messaging/direct.py).
+    app.add_middleware(messaging_direct.CaptureProtocol)
 
     @app.get(
         "/healthz",
