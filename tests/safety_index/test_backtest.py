@@ -57,6 +57,6 @@ async def test_backtest_known_answer(db: AsyncSession) -> None:
 def test_cli_refuses_a_bad_month() -> None:
     from eqian.safety_index.cli import app
 
-    result = CliRunner().invoke(app, ["compute", "--month", "2026-1"])
+    result = CliRunner().invoke(app, ["compute", "--month", "2026-1", "--nice", "0"])
     assert result.exit_code == 1
     assert "YYYY-MM" in result.output

@@ -3,8 +3,11 @@ built here, stored scores, ranks, change from last month, versions, the API's sc
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import itertools
+from typing import Any
 
 import httpx
 import pytest
@@ -195,6 +198,60 @@ async def test_computed_month_notifies_unit_security(db: AsyncSession) -> None:
     )
     assert rows[0].title == "2026年2月企业平安指数已发布"
     assert rows[0].link == "/safety-index?month=2026-02"
+
+    # A re-run with the same model (late data) tells nobody again; a replacing model does.
+    for model, replace, told in (
+        (None, False, False),
+        (dataclasses.replace(load_model(), version="v-next"), True, True),
+    ):
+        await service.compute_month(
+            db, SYSTEM, "2026-02", names=(fake_facts.NAME,), model=model, replace=replace
+        )
+        again = await db.scalar(
+            select(outbox.OutboxEvent)
+            .where(outbox.OutboxEvent.topic == topic)
+            .order_by(outbox.OutboxEvent.id.desc())
+        )
+        assert again is not None
+        assert again.id != event.id
+        assert again.payload["notify"] is told
+        before = await db.scalar(select(func.count()).select_from(Notification))
+        await events.on_computed(db, again)
+        await db.commit()
+        added = (await db.scalar(select(func.count()).select_from(Notification)) or 0) - (before or 0)
+        assert added == (2 if told else 0)
+
+
+async def test_scoring_lets_the_event_loop_serve_others(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monthly job runs inside a server worker: requests on that worker must get turns while
+    a city's units are scored, not wait for the whole month."""
+    await world_with_b1_security(db)
+    monkeypatch.setattr(service, "SCORE_SLICE", 1)
+    turns = 0
+    done = asyncio.Event()
+
+    async def another_request() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []  # the other task's turns when each unit is scored
+    real_score = service.score_unit
+
+    def score_and_look(*args: Any, **kwargs: Any) -> Any:
+        seen.append(turns)
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(service, "score_unit", score_and_look)
+    other = asyncio.create_task(another_request())
+    result = await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,))
+    done.set()
+    await other
+    assert len(seen) == result.units == 5
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen
 
 
 async def test_monthly_job_computes_last_month_once(db: AsyncSession) -> None:

@@ -1,7 +1,7 @@
 """Outbox handlers of safety_index: a computed month is told to every unit's security staff.
 
 One notification per recipient, written in one batch for the whole month (the outbox event's id
-makes a repeat of the event add nothing).
+makes a repeat of the event add nothing). A month re-run with the same model says ``notify: false``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from eqian.safety_index.service import COMPUTED_TOPIC
 
 
 async def on_computed(session: AsyncSession, event: outbox.OutboxEvent) -> None:
+    if not event.payload.get("notify", True):
+        return
     month = str(event.payload["month"])
     users = list(
         await session.scalars(

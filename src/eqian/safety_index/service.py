@@ -8,6 +8,7 @@ another model version is only recomputed with ``replace=True``: a past month nev
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -29,12 +30,23 @@ from eqian.core.permissions import Principal
 from eqian.organizations.models import Station, Unit
 from eqian.organizations.service import affairs_clause
 from eqian.safety_index import schemas
-from eqian.safety_index.compute import GRADE_LABELS, GRADES, IndexModel, group_ranks, load_model, score_unit
+from eqian.safety_index.compute import (
+    GRADE_LABELS,
+    GRADES,
+    IndexModel,
+    UnitScore,
+    group_ranks,
+    load_model,
+    score_unit,
+)
 from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
 
 COMPUTED_TOPIC = "safety_index.computed"
 COMPUTE_ROLES = frozenset({Role.BUREAU_ADMIN})
 CHUNK = 2000
+# Units scored between two yields to the event loop: the monthly job runs inside a server worker,
+# and 20,000 units scored in one go (≈ 3 s of Python) would hold every request on that worker.
+SCORE_SLICE = 200
 # Core insert: a plain executemany, without the ORM bulk path fetching every new id back.
 SCORES = cast(Table, SafetyIndexScore.__table__)
 
@@ -58,11 +70,13 @@ async def unit_metrics(
     sources = load_sources(names)
     values: dict[int, dict[str, float]] = defaultdict(dict)
     for n, source in enumerate(sources):
-        for fact in await source(session, start, end):
+        for i, fact in enumerate(await source(session, start, end)):
             if fact.unit_id is None:
                 continue
             d = values[fact.unit_id]
             d[fact.metric] = d.get(fact.metric, 0.0) + float(fact.value)
+            if i % (50 * SCORE_SLICE) == 0:
+                await asyncio.sleep(0)
         if progress:
             progress("facts", n + 1, len(sources))
     return values
@@ -120,7 +134,13 @@ async def compute_month(
     )
     last: dict[int, float] = {row[0]: row[1] for row in previous}
     empty: dict[str, float] = {}
-    scored = [score_unit(model, values.get(uid, empty), unit_id=uid, month=month) for uid, _, _ in units]
+    scored: list[UnitScore] = []
+    for n in range(0, len(units), SCORE_SLICE):
+        scored.extend(
+            score_unit(model, values.get(uid, empty), unit_id=uid, month=month)
+            for uid, _, _ in units[n : n + SCORE_SLICE]
+        )
+        await asyncio.sleep(0)
     if progress:
         progress("score", len(units), len(units))
     scores = [s.score for s in scored]
@@ -129,6 +149,8 @@ async def compute_month(
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for i, ((uid, st, cat), s) in enumerate(zip(units, scored, strict=True)):
+        if i % (5 * SCORE_SLICE) == 0:
+            await asyncio.sleep(0)
         prev = last.get(uid)
         rows.append(
             {
@@ -177,6 +199,9 @@ async def compute_month(
                 "month": month,
                 "units": len(rows),
                 "config_version": model.version,
+                # Units hear of a month once, and again only when another model replaced it: a
+                # re-run for late data must not send every unit of the city the same notice again.
+                "notify": previous_version != model.version,
                 "station_id": None,
                 "unit_id": None,
                 "at": now.isoformat(),
