@@ -22,6 +22,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 SCOPE_KEY = "eqian.ws_protocol"
+# What DirectWriter reads of the protocol object; a uvicorn release without one of them gets the
+# awaited path everywhere instead of an AttributeError in the middle of a broadcast.
+NEEDED = (
+    "close_sent",
+    "disconnected",
+    "handshake_complete",
+    "initial_response",
+    "writable",
+    "transport",
+    "conn",
+)
 
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -40,7 +51,7 @@ class CaptureProtocol:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and WebSocketsSansIOProtocol is not None:
             proto = getattr(send, "__self__", None)
-            if isinstance(proto, WebSocketsSansIOProtocol):
+            if isinstance(proto, WebSocketsSansIOProtocol) and all(hasattr(proto, a) for a in NEEDED):
                 scope[SCOPE_KEY] = proto
         await self.app(scope, receive, send)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -20,7 +20,7 @@ from eqian.activities import api as activities_api
 from eqian.activities import pages as activities_pages
 from eqian.cockpit import api as cockpit_api
 from eqian.cockpit import pages as cockpit_pages
-from eqian.core import audit, gcpolicy, i18n, outbox, ratelimit, scheduler
+from eqian.core import audit, gcpolicy, outbox, ratelimit, scheduler
 from eqian.core.config import Settings, get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.environment import api as environment_api
@@ -44,24 +44,12 @@ from eqian.requests import api as requests_api
 from eqian.requests import pages as requests_pages
 from eqian.safety_index import api as safety_index_api
 from eqian.safety_index import pages as safety_index_pages
-from eqian.web import auth_api, errors, handlers, pages, users_api
+from eqian.web import auth_api, errors, handlers, headers, pages, users_api
 from eqian.web.templating import PACKAGE_ROOT, make_templates
 from eqian.workforce import api as workforce_api
 from eqian.workforce import pages as workforce_pages
 
-LANG_COOKIE = "eqian_lang"
 log = logging.getLogger("eqian.web")
-
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    # Everything is served from this origin: police networks are air-gapped, so no CDN is allowed anyway.
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
-    ),
-}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -144,21 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ratelimit.RateLimitMiddleware, settings=settings, limiter=limiter, on_denied=record_denied
     )
 
-    @app.middleware("http")
-    async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        lang = i18n.pick_language(request.cookies.get(LANG_COOKIE), None, settings.default_language)
-        token = i18n.current_language.set(lang)
-        request.state.lang = lang
-        try:
-            response = await call_next(request)
-        finally:
-            i18n.current_language.reset(token)
-        for key, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if not request.url.path.startswith("/static/"):
-            # Pages and API answers carry personal data: no browser or proxy may keep them.
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(headers.LanguageAndHeaders, default_language=settings.default_language)
 
     # Outermost, so that it sees the server's own send callable (messaging/direct.py).
     app.add_middleware(messaging_direct.CaptureProtocol)
