@@ -218,6 +218,16 @@ async def client(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncCli
         yield c
 
 
+@pytest.fixture
+async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    """What a browser sends to the pages (HTML wanted, cookies kept); a server error comes back as a
+    500 page, not as an exception in the test. ``tests.factories.sign_in`` opens its session."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    headers = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as c:
+        yield c
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: Playwright's sync API keeps an event loop running in this thread

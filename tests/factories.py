@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import auth
@@ -131,3 +132,18 @@ ROLES = [
 async def bearer(session: AsyncSession, user: User) -> dict[str, str]:
     issued = await auth.open_session(session, Settings(env="test"), user, kind="bearer", ip="test")
     return {"Authorization": f"Bearer {issued.token}"}
+
+
+async def open_cookie_session(
+    session: AsyncSession, client: httpx.AsyncClient, user: User
+) -> auth.IssuedSession:
+    """A page session opened directly (argon2 is slow; the login form has tests of its own), its
+    cookie set on ``client``."""
+    issued = await auth.open_session(session, Settings(env="test"), user, kind="cookie", ip="test")
+    client.cookies.set("eqian_session", issued.token)
+    return issued
+
+
+async def sign_in(session: AsyncSession, client: httpx.AsyncClient, user: User) -> str:
+    """``open_cookie_session``; returns the CSRF token the session's forms and writes carry."""
+    return (await open_cookie_session(session, client, user)).csrf_token

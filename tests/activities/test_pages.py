@@ -12,19 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.activities import pages
 from eqian.activities.models import ActivityInvitation
-from eqian.core import auth
-from eqian.core.accounts import User
 from eqian.core.audit import AuditLog
-from eqian.core.config import Settings
 from tests.activities import add_activity, invite, local, make_activity_world
+from tests.factories import sign_in
 
 HTML = {"Accept": "text/html"}
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> str:
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
-    return issued.csrf_token
 
 
 def test_month_grid_is_whole_weeks_from_monday() -> None:

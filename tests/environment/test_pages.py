@@ -7,25 +7,21 @@ import datetime as dt
 import html
 import math
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import auth
 from eqian.core.accounts import Role, User
-from eqian.core.config import Settings
 from eqian.core.permissions import Principal
 from eqian.environment import pages, schemas, service
 from eqian.environment.balance import month, shift_period
 from eqian.environment.models import EnvAlert, Manifest, ProductionReport, StockCount
 from eqian.organizations.models import JointZone, Unit
-from tests.factories import _HASH, World, make_world
+from tests.factories import _HASH, World, make_world, sign_in
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -171,20 +167,6 @@ async def eco(db: AsyncSession) -> EcoWorld:
         ),
     )
     return e
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> str:
-    """Opens a cookie session for ``user``; returns its CSRF token."""
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
-    return issued.csrf_token
 
 
 def board_rows(page: str) -> list[tuple[int, str, str]]:

@@ -5,36 +5,18 @@ the officer's queue, reply and resolve, and the unit's rating."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import auth
-from eqian.core.accounts import User
 from eqian.core.audit import AuditLog
-from eqian.core.config import Settings
 from eqian.mediation.models import MediationCase, MediationParty
 from eqian.requests.models import EnterpriseRequest
+from tests.factories import sign_in
 from tests.mediation.helpers import add_case, make_med_world
 
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> str:
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
-    return issued.csrf_token
 
 
 async def test_mediator_pages(browser: httpx.AsyncClient, db: AsyncSession) -> None:

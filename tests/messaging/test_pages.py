@@ -8,39 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import auth
-from eqian.core.accounts import User
-from eqian.core.config import Settings
 from eqian.messaging import service
 from eqian.messaging.models import Channel
-from tests.factories import World, make_world
+from tests.factories import World, make_world, sign_in
 
 HTML = {"Accept": "text/html"}
 API = "/api/v1/messaging"
 STATIC = Path(service.__file__).resolve().parents[1] / "web" / "static"
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> str:
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
-    return issued.csrf_token
 
 
 def config_of(html: str) -> dict[str, Any]:

@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import auth
-from eqian.core.accounts import User
-from eqian.core.config import Settings
 from eqian.core.facts import Fact
 from eqian.core.permissions import SYSTEM
 from eqian.safety_index import service
+from tests.factories import sign_in
 from tests.safety_index import fake_facts
 from tests.safety_index.helpers import world_with_b1_security
 
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> None:
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
 
 
 async def test_unit_view_and_station_list(browser: httpx.AsyncClient, db: AsyncSession) -> None:

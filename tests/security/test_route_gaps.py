@@ -4,39 +4,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import auth
-from eqian.core.accounts import User
 from eqian.core.audit import AuditLog
-from eqian.core.config import Settings
 from eqian.mediation.models import MediationCase
-from tests.factories import bearer, make_world
+from tests.factories import bearer, make_world, sign_in
 from tests.incidents.helpers import add_incident
 from tests.mediation.helpers import add_case, make_med_world
 from tests.messaging.helpers import make_msg_world
 
 HTML = {"Accept": "text/html"}
 AT = dt.datetime(2026, 3, 2, 2, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> str:
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
-    return issued.csrf_token
 
 
 async def test_api_docs_point_at_the_published_document(client: httpx.AsyncClient, db: AsyncSession) -> None:

@@ -6,23 +6,21 @@ import datetime as dt
 import html
 import json
 import re
-from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import auth
-from eqian.core.accounts import AuthSession, User
+from eqian.core.accounts import AuthSession
 from eqian.core.audit import AuditLog
 from eqian.core.config import Settings
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Unit, UnitCategory
 from eqian.web.templating import TEMPLATE_DIRS
-from tests.factories import PASSWORD, World, bearer, credit_code, make_world
+from tests.factories import PASSWORD, World, bearer, credit_code, make_world, open_cookie_session, sign_in
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 SESSION_COOKIE = "eqian_session"
@@ -41,21 +39,6 @@ NAMES = {
 @pytest.fixture
 async def world(db: AsyncSession) -> World:
     return await make_world(db)
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that asks for HTML and keeps cookies; a server error comes back as a 500, not a raise."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> auth.IssuedSession:
-    """A cookie session opened directly (argon2 is slow); the login form itself is tested below."""
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="test")
-    browser.cookies.set(SESSION_COOKIE, issued.token)
-    return issued
 
 
 def set_cookies(response: httpx.Response) -> dict[str, SimpleCookie]:
@@ -416,7 +399,7 @@ async def test_reveal_needs_the_csrf_token_and_is_audited(
 async def test_reveal_by_a_role_without_the_right_is_forbidden_and_not_audited(
     browser: httpx.AsyncClient, db: AsyncSession, world: World
 ) -> None:
-    issued = await sign_in(db, browser, world.users["unit_security"])
+    issued = await open_cookie_session(db, browser, world.users["unit_security"])
     r = await browser.post(
         f"/units/{world.units['a1']}/contacts/{world.contacts['a1']}/reveal",
         headers={"X-CSRF-Token": issued.csrf_token},
@@ -441,7 +424,7 @@ async def test_cookie_session_api_writes_need_csrf_but_bearer_writes_do_not(
     browser: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, world: World
 ) -> None:
     a1 = world.units["a1"]
-    issued = await sign_in(db, browser, world.users["station_officer"])
+    issued = await open_cookie_session(db, browser, world.users["station_officer"])
 
     async def employees() -> int:
         return int(await db.scalar(select(Unit.employee_count).where(Unit.id == a1)) or 0)
@@ -464,7 +447,7 @@ async def test_cookie_session_api_writes_need_csrf_but_bearer_writes_do_not(
 async def test_logout_needs_csrf_and_ends_the_session(
     browser: httpx.AsyncClient, db: AsyncSession, world: World
 ) -> None:
-    issued = await sign_in(db, browser, world.users["station_officer"])
+    issued = await open_cookie_session(db, browser, world.users["station_officer"])
     page = await browser.get("/units")
     token = hidden_field(page.text, "csrf_token")
     r = await browser.post("/logout")
@@ -489,7 +472,7 @@ async def test_logout_needs_csrf_and_ends_the_session(
 async def test_an_idle_cookie_session_expires_after_thirty_minutes(
     browser: httpx.AsyncClient, db: AsyncSession, world: World
 ) -> None:
-    issued = await sign_in(db, browser, world.users["station_officer"])
+    issued = await open_cookie_session(db, browser, world.users["station_officer"])
 
     async def idle_for(minutes: int) -> None:
         then = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)

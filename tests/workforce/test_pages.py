@@ -3,36 +3,14 @@ forms with CSRF, and 404 for another unit's page."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import auth
-from eqian.core.accounts import User
-from eqian.core.config import Settings
 from eqian.workforce.models import Employment, Residence
-from tests.factories import bearer, make_world
+from tests.factories import bearer, make_world, sign_in
 from tests.workforce.helpers import TODAY, assert_no_pii, hire, hire_body, mobile, rid
 from tests.workforce.test_transfer import good_row, xlsx
-
-
-@pytest.fixture
-async def browser(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", headers={"Accept": "text/html"}
-    ) as c:
-        yield c
-
-
-async def sign_in(db: AsyncSession, browser: httpx.AsyncClient, user: User) -> str:
-    issued = await auth.open_session(db, Settings(env="test"), user, kind="cookie", ip="t")
-    browser.cookies.set("eqian_session", issued.token)
-    return issued.csrf_token
 
 
 async def test_picker_and_unit_page(
