@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.core import audit
 from eqian.core.audit import AuditLog
+from tests.factories import audit_guard_lifted
 
 
 async def _append(db: AsyncSession, n: int) -> None:
@@ -26,25 +24,6 @@ async def _append(db: AsyncSession, n: int) -> None:
             ip="10.0.0.1",
         )
     await db.commit()
-
-
-@contextlib.asynccontextmanager
-async def _guard_lifted(db: AsyncSession) -> AsyncIterator[None]:
-    """The database refuses edits of audit rows; a forger with the owner's rights lifts that first."""
-    pg = db.get_bind().dialect.name == "postgresql"
-    await db.execute(
-        text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
-        if pg
-        else text("DROP TRIGGER IF EXISTS audit_log_no_update")
-    )
-    try:
-        yield
-    finally:
-        if pg:
-            await db.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
-        else:
-            for statement in audit.SQLITE_APPEND_ONLY:
-                await db.execute(text(statement))
 
 
 async def test_intact_chain_verifies(db: AsyncSession) -> None:
@@ -66,7 +45,7 @@ async def test_intact_chain_verifies(db: AsyncSession) -> None:
 )
 async def test_tampering_is_detected(db: AsyncSession, tamper: str, seq: int, reason: str) -> None:
     await _append(db, 5)
-    async with _guard_lifted(db):
+    async with audit_guard_lifted(db):
         if tamper == "edit":
             await db.execute(update(AuditLog).where(AuditLog.seq == 3).values(actor_name="someone_else"))
         elif tamper == "delete":

@@ -12,14 +12,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit
 from eqian.core.audit import AuditLog
 from eqian.core.config import Settings
-from tests.factories import World, bearer, make_world
+from tests.factories import World, audit_guard_lifted, bearer, make_world
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "eqian"
 
@@ -90,20 +90,8 @@ async def test_a_tampered_row_is_found_after_the_guard_is_lifted(
     )
     assert target is not None
     # Someone with the database owner's rights switches the guard off and hides who acted.
-    pg = db.get_bind().dialect.name == "postgresql"
-    await db.execute(
-        text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
-        if pg
-        else text("DROP TRIGGER audit_log_no_update")
-    )
-    try:
+    async with audit_guard_lifted(db):
         await db.execute(update(AuditLog).where(AuditLog.seq == target).values(ip="10.9.9.9"))
-    finally:
-        if pg:
-            await db.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
-        else:
-            for statement in audit.SQLITE_APPEND_ONLY:
-                await db.execute(text(statement))
     db.expunge_all()
     after = await audit.verify(db)
     assert [(p.seq, p.reason) for p in after.problems] == [(target, "row content does not match its hash")]
