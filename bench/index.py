@@ -9,6 +9,8 @@ inserted in bulk (stdlib sqlite3 / asyncpg COPY). Then, for the last month:
   ``eqian index compute`` (one facts pass per domain, scoring in Python, ranks, one bulk write of
   every unit's row, audit row and outbox event, commit). Best of 3 (a re-run replaces the month).
 - ``facts_s``: the facts pass alone (``unit_metrics``), best of 3.
+- ``paced_s``: ``compute_month`` once more with ``pace=DEFAULT_PACE``, as the monthly job and
+  ``eqian index compute`` run it beside the live service (``core/pacing.py``; PostgreSQL only).
 - ``score_s``: the Python scoring alone for every unit over every metric of the model (synthetic
   values, all metrics non-zero: the worst case), with ranks.
 - ``cpu_loop_s``: a 10M-iteration Python loop, to read the figures against the machine's load.
@@ -54,7 +56,7 @@ from eqian.core.permissions import SYSTEM
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Bureau, Station, Unit, UnitCategory
 from eqian.safety_index.compute import group_ranks, load_model, score_unit
-from eqian.safety_index.service import compute_month, unit_metrics
+from eqian.safety_index.service import DEFAULT_PACE, compute_month, unit_metrics
 
 PG_DATABASE = "eqian_bench_index"  # created and dropped by this script
 SEED = 365
@@ -321,7 +323,12 @@ async def time_backend(engine: AsyncEngine, repeats: int = 3) -> dict[str, float
             r = await compute_month(s, SYSTEM, LAST_MONTH, names=NAMES, replace=True)
             compute.append(time.perf_counter() - t)
             units = r.units
+    async with factory() as s:  # once more as the monthly job runs it: paced (PostgreSQL only)
+        t = time.perf_counter()
+        await compute_month(s, SYSTEM, LAST_MONTH, names=NAMES, replace=True, pace=DEFAULT_PACE)
+        paced = time.perf_counter() - t
     return {
+        "paced_s": round(paced, 3),
         "compute_s": round(min(compute), 3),
         "facts_s": round(min(facts), 3),
         "units_scored": units,
@@ -518,7 +525,9 @@ async def run(quick: bool, pg_url: str | None, sqlite: bool = True) -> dict[str,
             await engine.dispose()
             await pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
         print(f"postgresql: compute {f['compute_s']} s (facts {f['facts_s']} s)", file=sys.stderr)
-        result.update({"pg_compute_s": f["compute_s"], "pg_facts_s": f["facts_s"]})
+        result.update(
+            {"pg_compute_s": f["compute_s"], "pg_facts_s": f["facts_s"], "pg_paced_s": f["paced_s"]}
+        )
     duck = max(result["duckdb_s"], 1e-4)
     for backend in ("sqlite", "pg"):
         if f"{backend}_compute_s" in result:

@@ -292,7 +292,7 @@ async def index_loop(url: str) -> None:
     from eqian.core.db import make_engine, make_sessionmaker
     from eqian.core.permissions import SYSTEM
     from eqian.safety_index.cli import BATCH_NICE
-    from eqian.safety_index.service import compute_month
+    from eqian.safety_index.service import DEFAULT_PACE, compute_month
 
     os.nice(BATCH_NICE)  # as `eqian index compute` runs by default
     engine = make_engine(url)
@@ -301,7 +301,8 @@ async def index_loop(url: str) -> None:
     n = 0
     while True:
         async with factory() as session:
-            await compute_month(session, SYSTEM, month, replace=True)
+            # paced and at lower priority, as the monthly job and `eqian index compute` run it
+            await compute_month(session, SYSTEM, month, replace=True, pace=DEFAULT_PACE)
         n += 1
         print(n, flush=True)
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from eqian.core import outbox
+from eqian.core.db import make_sessionmaker
 from eqian.core.errors import Conflict, Forbidden
 from eqian.core.facts import Fact
 from eqian.core.permissions import SYSTEM, Principal
@@ -220,6 +222,53 @@ async def test_computed_month_notifies_unit_security(db: AsyncSession) -> None:
         await db.commit()
         added = (await db.scalar(select(func.count()).select_from(Notification)) or 0) - (before or 0)
         assert added == (2 if told else 0)
+
+
+async def test_only_the_index_transaction_skips_waiting_for_the_disk(
+    db: AsyncSession, database_url: str
+) -> None:
+    """On PostgreSQL the month's commit is asynchronous (it can be recomputed); the setting must end
+    with that transaction, or the next user of the pooled connection (an incident) would be too."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    await world_with_b1_security(db)
+    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)  # one connection, reused
+    statements: list[str] = []
+    sqlalchemy.event.listen(
+        engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]), named=False
+    )
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await service.compute_month(session, SYSTEM, "2026-02", names=(fake_facts.NAME,))
+        assert "SET LOCAL synchronous_commit TO OFF" in statements
+        async with engine.connect() as conn:
+            assert await conn.scalar(sqlalchemy.text("SHOW synchronous_commit")) == "on"
+    finally:
+        await engine.dispose()
+    assert (
+        await db.scalar(
+            select(func.count()).select_from(SafetyIndexScore).where(SafetyIndexScore.month == "2026-02")
+        )
+        == 5
+    )
+
+
+async def test_the_job_is_paced_on_postgresql_only(
+    db: AsyncSession, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pausing inside SQLite's write transaction would hold the whole database from every writer."""
+    await world_with_b1_security(db)
+    ratios: list[float] = []
+
+    class Recording(service.Pacer):
+        def __init__(self, ratio: float = 0.0) -> None:
+            super().__init__(ratio)
+            ratios.append(self.ratio)
+
+    monkeypatch.setattr(service, "Pacer", Recording)
+    await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,), pace=service.DEFAULT_PACE)
+    assert ratios == [service.DEFAULT_PACE if database_url.startswith("postgresql") else 0.0]
+    assert service.DEFAULT_PACE > 0
 
 
 async def test_scoring_lets_the_event_loop_serve_others(

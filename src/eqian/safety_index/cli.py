@@ -15,6 +15,7 @@ from rich.table import Table
 from eqian.core.config import get_settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.errors import AppError
+from eqian.core.pacing import BATCH_PACE
 
 app = typer.Typer(help="企业平安指数 / safety index", no_args_is_help=True)
 console = Console()
@@ -40,6 +41,9 @@ def compute(
     replace: Annotated[
         bool, typer.Option("--replace", help="recompute a month computed with another model version")
     ] = False,
+    pace: Annotated[
+        float, typer.Option("--pace", min=0, max=10, help="seconds of pause per second of work (0: none)")
+    ] = BATCH_PACE,
     nice: Annotated[
         int,
         typer.Option("--nice", min=0, max=19, help="lower its CPU priority by N (0: full)"),
@@ -63,7 +67,9 @@ def compute(
                     progress.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
 
                 async with make_sessionmaker(engine)() as session:
-                    result = await compute_month(session, SYSTEM, month, replace=replace, progress=tick)
+                    result = await compute_month(
+                        session, SYSTEM, month, replace=replace, progress=tick, pace=pace
+                    )
         except AppError as exc:
             console.print(f"[red]{exc.message}[/red]")
             return 1

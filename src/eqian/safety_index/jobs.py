@@ -17,7 +17,7 @@ from eqian.core.months import shift as shift_month
 from eqian.core.permissions import SYSTEM
 from eqian.core.scheduler import Job
 from eqian.safety_index.models import SafetyIndexRun
-from eqian.safety_index.service import compute_month
+from eqian.safety_index.service import DEFAULT_PACE, compute_month
 
 
 async def compute_last_month(session: AsyncSession, now: dt.datetime) -> int:
@@ -25,7 +25,7 @@ async def compute_last_month(session: AsyncSession, now: dt.datetime) -> int:
     if await session.get(SafetyIndexRun, month) is not None:
         return 0
     try:
-        result = await compute_month(session, SYSTEM, month)
+        result = await compute_month(session, SYSTEM, month, pace=DEFAULT_PACE)
     except IntegrityError:
         # Another worker computed the same month first; its run row won, this one is discarded.
         await session.rollback()
