@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from eqian.core import outbox
-from eqian.core.db import make_sessionmaker
+from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.errors import Conflict, Forbidden
 from eqian.core.facts import Fact
 from eqian.core.permissions import SYSTEM, Principal
@@ -228,11 +228,13 @@ async def test_only_the_index_transaction_skips_waiting_for_the_disk(
     db: AsyncSession, database_url: str
 ) -> None:
     """On PostgreSQL the month's commit is asynchronous (it can be recomputed); the setting must end
-    with that transaction, or the next user of the pooled connection (an incident) would be too."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("synchronous_commit is PostgreSQL's")
+    with that transaction, or the next user of the pooled connection (an incident) would be too.
+    SQLite is sent nothing of the kind."""
     await world_with_b1_security(db)
-    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)  # one connection, reused
+    pg = database_url.startswith("postgresql")
+    engine = (
+        create_async_engine(database_url, pool_size=1, max_overflow=0) if pg else make_engine(database_url)
+    )
     statements: list[str] = []
     sqlalchemy.event.listen(
         engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]), named=False
@@ -240,17 +242,16 @@ async def test_only_the_index_transaction_skips_waiting_for_the_disk(
     try:
         async with make_sessionmaker(engine)() as session:
             await service.compute_month(session, SYSTEM, "2026-02", names=(fake_facts.NAME,))
-        assert "SET LOCAL synchronous_commit TO OFF" in statements
-        async with engine.connect() as conn:
-            assert await conn.scalar(sqlalchemy.text("SHOW synchronous_commit")) == "on"
+        if pg:
+            assert "SET LOCAL synchronous_commit TO OFF" in statements
+            async with engine.connect() as conn:  # the same, only connection of this engine
+                assert await conn.scalar(sqlalchemy.text("SHOW synchronous_commit")) == "on"
+        else:
+            assert not [st for st in statements if "synchronous_commit" in st]
     finally:
         await engine.dispose()
-    assert (
-        await db.scalar(
-            select(func.count()).select_from(SafetyIndexScore).where(SafetyIndexScore.month == "2026-02")
-        )
-        == 5
-    )
+    stored = select(func.count()).select_from(SafetyIndexScore).where(SafetyIndexScore.month == "2026-02")
+    assert await db.scalar(stored) == 5
 
 
 async def test_the_job_is_paced_on_postgresql_only(
