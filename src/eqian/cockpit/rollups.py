@@ -20,12 +20,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Float, Integer, String, column, delete, func, insert, inspect, select, table, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from eqian.cockpit.models import CockpitMonth, Rollup
 from eqian.core import facts as core_facts
-from eqian.core.db import utcnow
+from eqian.core.db import dialect_insert, utcnow
 from eqian.core.months import between as months_between
 from eqian.core.months import bounds, shift
 from eqian.core.months import of as month_of
@@ -63,14 +62,10 @@ index_scores = table(
 # --- dirty marks ---------------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def mark_dirty(session: AsyncSession, months: Iterable[str], *, now: dt.datetime | None = None) -> None:
     """Mark months for recomputation (no commit). Safe to call from several workers at once."""
     moment = now or utcnow()
-    insert = _insert(session)
+    insert = dialect_insert(session)
     for month in sorted(set(months)):
         stmt = insert(CockpitMonth).values(month=month, dirty=True, dirty_since=moment, rows=0)
         await session.execute(
@@ -188,7 +183,7 @@ async def refresh_month(
             ],
         )
     await session.execute(  # make sure the month's row exists, without touching a newer mark
-        _insert(session)(CockpitMonth)
+        dialect_insert(session)(CockpitMonth)
         .values(month=month, dirty=True, dirty_since=started, rows=0)
         .on_conflict_do_nothing(index_elements=[CockpitMonth.month])
     )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, DateTime, Integer, MetaData, SQLColumnExpression, any_, bindparam, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -107,3 +108,9 @@ def among(column: SQLColumnExpression[int], values: Iterable[int], dialect: str)
     if dialect == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(Integer)))
     return column.in_(list(values))
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """``insert`` of this session's dialect, for ``on_conflict_do_nothing`` (PostgreSQL and SQLite
+    spell it alike)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

@@ -27,12 +27,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, UniqueConstraint, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from eqian.core.db import Base, UTCDateTime, utcnow
+from eqian.core.db import Base, UTCDateTime, dialect_insert, utcnow
 from eqian.core.errors import Conflict, field_error
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
@@ -92,35 +91,41 @@ async def claim(
     session: AsyncSession, *, user_id: int, scope: str, key: str, request_hash: str
 ) -> Stored | None:
     """The stored answer of an earlier request with this key, or ``None`` after claiming the key
-    for this request (the claim is flushed: concurrent claimers wait for this transaction)."""
+    for this request. One statement for a new key (an intake request's usual case): a concurrent
+    claimer of the same key waits in PostgreSQL until this transaction ends, then finds its answer."""
+    claimed = await session.scalar(
+        dialect_insert(session)(IdempotencyKey)
+        .values(
+            user_id=user_id,
+            scope=scope,
+            key=key,
+            request_hash=request_hash,
+            status_code=PENDING,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "scope", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    if claimed is not None:
+        return None
     row = await _find(session, user_id, scope, key)
-    if row is not None:
-        return _stored(row, request_hash)
-    try:
-        # begin_nested() flushes what is pending first: add the claim inside the savepoint.
-        async with session.begin_nested():
-            session.add(IdempotencyKey(user_id=user_id, scope=scope, key=key, request_hash=request_hash))
-            await session.flush()
-    except IntegrityError:
-        # Another transaction claimed it and committed meanwhile (PostgreSQL waited for it).
-        row = await _find(session, user_id, scope, key)
-        if row is None:
-            raise Conflict(
-                "相同 Idempotency-Key 的请求正在处理，请稍后重试", code="idempotency_in_progress"
-            ) from None
-        return _stored(row, request_hash)
-    return None
+    if row is None:  # claimed and rolled back, or purged, in between: the client may retry
+        raise Conflict("相同 Idempotency-Key 的请求正在处理，请稍后重试", code="idempotency_in_progress")
+    return _stored(row, request_hash)
 
 
 async def remember(
     session: AsyncSession, *, user_id: int, scope: str, key: str, status_code: int, body: dict[str, Any]
 ) -> None:
     """Store the answer on the claimed row (same transaction as the effect)."""
-    row = await _find(session, user_id, scope, key)
-    if row is None:  # pragma: no cover - claim() always runs first
+    stored = await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        .values(status_code=status_code, response=body)
+        .execution_options(synchronize_session=False)
+    )
+    if stored.rowcount != 1:  # type: ignore[attr-defined]  # pragma: no cover - claim() runs first
         raise RuntimeError("idempotency key was not claimed")
-    row.status_code = status_code
-    row.response = body
 
 
 async def replay(session: AsyncSession, *, user_id: int, scope: str, key: str, request_hash: str) -> Stored:
