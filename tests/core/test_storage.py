@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from eqian.core.storage import (
     storage_from,
     validate_key,
 )
+from tests.servers import free_port
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
@@ -89,19 +89,13 @@ async def test_local_storage_round_trip_atomic_and_private(tmp_path: Path) -> No
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None:
         pytest.skip("moto[server] and boto3 are dev/optional dependencies")
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ import pytest
 from eqian.core.config import Settings
 from eqian.web.app import create_app
 from tests.security.observer import watch_browser
+from tests.servers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 DEMO_PASSWORD = "demo-pass-365"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
     subprocess.run([*cli, "demo", "seed", "--units", "400"], env=env, check=True, capture_output=True)  # noqa: S603
-    port = _free_port()
+    port = free_port()
     log = (var / "server.log").open("w")
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)  # noqa: S603
     base = f"http://127.0.0.1:{port}"

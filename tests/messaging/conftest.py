@@ -8,7 +8,6 @@ through the other); without it one worker runs with the in-process broker, unles
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import free_port
+
 REDIS_URL = os.environ.get("EQIAN_TEST_REDIS_URL", "")
 if os.environ.get("EQIAN_REQUIRE_REDIS") == "1" and not REDIS_URL:
     raise RuntimeError("EQIAN_REQUIRE_REDIS=1 but EQIAN_TEST_REDIS_URL is not set")
 
 
 STATE: dict[str, str] = {}  # the Redis URL (with its private topic prefix) the servers share
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(database_url: str, var: Path, redis_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
@@ -45,7 +40,7 @@ def _start(database_url: str, var: Path, redis_url: str | None) -> tuple[subproc
     }
     if redis_url:
         env["EQIAN_REDIS_URL"] = redis_url
-    port = _free_port()
+    port = free_port()
     log = (var / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(  # noqa: S603
         [

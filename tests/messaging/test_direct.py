@@ -6,48 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 
 from eqian.messaging.direct import CaptureProtocol, DirectWriter
 from eqian.messaging.ws import get_hub
 from tests.messaging.helpers import API, make_msg_world
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """uvicorn in this event loop (its default WebSocket implementation), without lifespan: the
-    session's app is shared with other tests and must not be shut down here."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+from tests.servers import serving
 
 
 async def test_direct_write_in_order_and_refused_after_close() -> None:
@@ -66,7 +38,7 @@ async def test_direct_write_in_order_and_refused_after_close() -> None:
         results.append(writer.send_text("after close"))
 
     app = CaptureProtocol(Starlette(routes=[WebSocketRoute("/ws", endpoint)]))
-    async with serving(app) as base, connect(base + "/ws") as ws:
+    async with serving(app) as base, connect(f"ws://{base}/ws") as ws:
         got = [await ws.recv() for _ in range(3)]
         await ws.send("go")
         await ws.wait_closed()
@@ -84,7 +56,7 @@ async def test_without_capture_there_is_no_direct_writer() -> None:
 
     async with (
         serving(Starlette(routes=[WebSocketRoute("/ws", endpoint)])) as base,
-        connect(base + "/ws") as ws,
+        connect(f"ws://{base}/ws") as ws,
     ):
         await ws.wait_closed()
     assert seen == [None]
@@ -96,7 +68,7 @@ async def test_live_instruction_is_written_directly(
     mw = await make_msg_world(db)
     hub = get_hub(app)
     before = hub.direct_writes
-    async with serving(app) as base, connect(base + "/ws", origin=None) as ws:
+    async with serving(app) as base, connect(f"ws://{base}/ws", origin=None) as ws:
         await ws.send(json.dumps({"type": "auth", "token": mw.tokens["unit_security"]}))
         ready = json.loads(await ws.recv())
         assert ready["type"] == "ready"

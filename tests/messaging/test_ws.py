@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from eqian.core import pubsub
 from eqian.core.accounts import AuthSession, Role
@@ -25,6 +24,7 @@ from eqian.messaging.ws import feed_visible
 from tests.factories import World
 from tests.messaging.conftest import STATE
 from tests.messaging.helpers import API, MsgWorld, make_msg_world
+from tests.servers import closed_with
 
 TIMEOUT = 10
 
@@ -45,14 +45,6 @@ async def login(addr: str, mw: MsgWorld, who: str) -> tuple[ClientConnection, di
     await ws.send(json.dumps({"type": "auth", "token": mw.tokens[who]}))
     ready = await recv(ws, "ready")
     return ws, ready
-
-
-async def closed_with(ws: ClientConnection) -> int | None:
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-    except ConnectionClosed as exc:
-        return exc.rcvd.code if exc.rcvd else None
 
 
 async def test_auth_and_origin(ws_servers: list[str], db: AsyncSession) -> None:

@@ -8,17 +8,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from eqian.core import auth
 from eqian.core.accounts import AuthSession, User
@@ -29,6 +26,7 @@ from eqian.core.passwords import check_policy, is_common
 from eqian.web.app import create_app
 from eqian.web.deps import SESSION_COOKIE
 from tests.factories import PASSWORD, World, bearer, make_world
+from tests.servers import closed_with, serving
 
 TIMEOUT = 10
 
@@ -198,12 +196,6 @@ async def test_logout_and_disabling_end_http_sessions_at_the_next_request(
 # --- WebSocket -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 async def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real server in this event loop (the WebSocket needs one), on the test database."""
@@ -215,19 +207,10 @@ async def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> A
         outbox_poll_seconds=0,
     )
     app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "server did not start"
-        await asyncio.sleep(0.05)
     try:
-        yield f"127.0.0.1:{port}"
+        async with serving(app, lifespan="on") as addr:
+            yield addr
     finally:
-        server.should_exit = True
-        await task
         await app.state.engine.dispose()
 
 
@@ -238,15 +221,6 @@ async def _ws(addr: str, token: str, **kwargs: Any) -> ClientConnection:
         frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         if frame["type"] == "ready":
             return ws
-
-
-async def _closed_with(ws: ClientConnection) -> int | None:
-    """Waits without sending anything: the server must close the socket on its own."""
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-    except ConnectionClosed as exc:
-        return exc.rcvd.code if exc.rcvd else None
 
 
 async def test_websockets_close_when_their_session_ends(live: str, db: AsyncSession, world: World) -> None:
@@ -261,12 +235,12 @@ async def test_websockets_close_when_their_session_ends(live: str, db: AsyncSess
         # before the client sends anything, well inside the 15 s sweep.
         bearer_of = {"Authorization": f"Bearer {tokens['unit_security']}"}
         assert (await http.post("/api/v1/auth/logout", headers=bearer_of)).status_code == 204
-        assert await _closed_with(sockets["unit_security"]) == 4001
+        assert await closed_with(sockets["unit_security"]) == 4001
         uid = world.users["station_officer"].id
         assert (
             await http.patch(f"/api/v1/users/{uid}", json={"is_active": False}, headers=admin)
         ).status_code == 200
-        assert await _closed_with(sockets["station_officer"]) == 4001
+        assert await closed_with(sockets["station_officer"]) == 4001
         uid = world.users["liaison_officer"].id
         r = await http.patch(
             f"/api/v1/users/{uid}",
@@ -274,13 +248,13 @@ async def test_websockets_close_when_their_session_ends(live: str, db: AsyncSess
             headers=admin,
         )
         assert r.status_code == 200, r.text
-        assert await _closed_with(sockets["liaison_officer"]) == 4001
+        assert await closed_with(sockets["liaison_officer"]) == 4001
         uid = world.users["mediator"].id
         r = await http.post(
             f"/api/v1/users/{uid}/reset-password", json={"new_password": "Qing-shui-2026"}, headers=admin
         )
         assert r.status_code == 204
-        assert await _closed_with(sockets["mediator"]) == 4001
+        assert await closed_with(sockets["mediator"]) == 4001
         # And a renamed user keeps their socket: only changes of rights end sessions.
         keep = await _ws(live, (await bearer(db, world.users["service_point_staff"]))["Authorization"][7:])
         uid = world.users["service_point_staff"].id
@@ -294,7 +268,7 @@ async def test_websockets_close_when_their_session_ends(live: str, db: AsyncSess
 async def test_websocket_from_another_origin_is_refused(live: str, db: AsyncSession, world: World) -> None:
     token = (await bearer(db, world.users["station_officer"]))["Authorization"][7:]
     ws = await connect(f"ws://{live}/ws", origin="http://evil.example")  # type: ignore[arg-type]
-    assert await _closed_with(ws) == 4403  # before any credential is even asked for
+    assert await closed_with(ws) == 4403  # before any credential is even asked for
     same = await _ws(live, token, origin=f"http://{live}")  # type: ignore[arg-type]
     await same.close()
 
