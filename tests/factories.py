@@ -26,6 +26,7 @@ from eqian.organizations.models import (
     Unit,
     UnitCategory,
 )
+from eqian.web.deps import SESSION_COOKIE
 
 PASSWORD = "Test-pass-365"
 _HASH = hash_password(PASSWORD)  # argon2 is deliberately slow: hash once for every test user
@@ -143,7 +144,7 @@ async def open_cookie_session(
     """A page session opened directly (argon2 is slow; the login form has tests of its own), its
     cookie set on ``client``."""
     issued = await auth.open_session(session, Settings(env="test"), user, kind="cookie", ip="test")
-    client.cookies.set("eqian_session", issued.token)
+    client.cookies.set(SESSION_COOKIE, issued.token)
     return issued
 
 

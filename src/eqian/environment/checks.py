@@ -31,11 +31,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from sqlalchemy import ColumnElement, Select, distinct, func, insert, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Select, distinct, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import outbox
+from eqian.core.db import dialect_insert
 from eqian.environment.balance import (
     LOCAL_TZ,
     compute_balances,
@@ -476,15 +476,8 @@ async def _insert_new(
         for f in findings
     ]
     returning = (EnvAlert.fingerprint, EnvAlert.id)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        pg = postgresql.insert(EnvAlert).on_conflict_do_nothing(index_elements=[EnvAlert.fingerprint])
-        result = await session.execute(pg.returning(*returning), values)
-    elif dialect == "sqlite":
-        lite = sqlite.insert(EnvAlert).on_conflict_do_nothing(index_elements=[EnvAlert.fingerprint])
-        result = await session.execute(lite.returning(*returning), values)
-    else:  # pragma: no cover - eqian runs on SQLite and PostgreSQL
-        result = await session.execute(insert(EnvAlert).returning(*returning), values)
+    new = dialect_insert(session)(EnvAlert).on_conflict_do_nothing(index_elements=[EnvAlert.fingerprint])
+    result = await session.execute(new.returning(*returning), values)
     return {str(fingerprint): int(alert_id) for fingerprint, alert_id in result.all()}
 
 

@@ -33,13 +33,12 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit, outbox, pubsub
 from eqian.core.accounts import Role, User
-from eqian.core.db import utcnow
+from eqian.core.db import dialect_insert, utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
 from eqian.core.geo import haversine_m
 from eqian.core.permissions import Principal, ScopeKind
@@ -118,8 +117,7 @@ async def ensure_channels(session: AsyncSession) -> int:
         if w["key"] not in have
     ]
     if rows:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(Channel).on_conflict_do_nothing(index_elements=["key"])
+        stmt = dialect_insert(session)(Channel).on_conflict_do_nothing(index_elements=["key"])
         await session.execute(stmt, rows)
     await session.commit()
     return len(rows)
@@ -1021,14 +1019,16 @@ PG_BULK_SQL = {
 ROW_SQL = {"delivered": DELIVERED_SQL, "read": READ_SQL, "ack": ACK_SQL}
 
 
-async def store_receipt_updates(session: AsyncSession, kind: str, rows: list[dict[str, Any]]) -> None:
+async def store_receipt_updates(
+    session: AsyncSession, kind: str, rows: list[dict[str, Any]], dialect: str
+) -> None:
     """Apply receipt updates of one kind (each row: at, i, u, and for "ack" user, text, latency).
 
     The first row of a pair wins, as when they are applied one by one: later ones find the
     receipt already marked."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if dialect != "postgresql":
         await session.execute(ROW_SQL[kind], rows)
         return
     first: dict[tuple[int, int], dict[str, Any]] = {}
@@ -1042,16 +1042,16 @@ def _sqlite_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
-def time_binder(session: AsyncSession) -> Callable[[dt.datetime], Any]:
-    """How text() binds a timestamp on this session's dialect (SQLite stores UTC datetimes as naive
-    text); looked up once for a batch, the session's bind is not free to find."""
-    if session.get_bind().dialect.name == "sqlite":
+def time_binder(dialect: str) -> Callable[[dt.datetime], Any]:
+    """How text() binds a timestamp on this dialect (SQLite stores UTC datetimes as naive text); a
+    batch looks its session's dialect up once, the session's bind is not free to find."""
+    if dialect == "sqlite":
         return _sqlite_time
     return lambda value: value
 
 
 def bind_time(session: AsyncSession, value: dt.datetime) -> Any:
-    return time_binder(session)(value)
+    return time_binder(session.get_bind().dialect.name)(value)
 
 
 async def _unit_receipt(

@@ -109,11 +109,19 @@ class Conn:
 
     def idle(self) -> bool:
         """Nothing queued or being written: a frame written now keeps its place in the order."""
-        return self.direct is not None and not self.busy and not self.closed and self.queue.empty()
+        return not self.busy and not self.closed and self.queue.empty()
 
     def raw(self, text: str) -> None:
-        if not (self.idle() and self.direct is not None and self.direct.send_text(text)):
+        if self.direct is None or not self.idle() or not self.direct.send_text(text):
             self.push(("raw", text))
+
+    def behind(self, channel_id: int, seq: int) -> int:
+        """Messages of the channel this socket still lacks before ``seq``: -1 when it has ``seq``
+        already, 0 when ``seq`` is the next one (or the channel's first on this socket)."""
+        last = self.sent.get(channel_id)
+        if last is None:
+            return 0
+        return -1 if seq <= last else seq - last - 1
 
     def frame(self, frame: dict[str, Any]) -> None:
         self.raw(_dumps(frame))
@@ -255,7 +263,7 @@ class AckBatcher:
             }
             auth_ids = {op.auth_id for op in batch if op.auth_id is not None}
             now = utcnow()
-            as_bound = service.time_binder(session)
+            as_bound = service.time_binder(dialect)
             live = (
                 set(
                     await session.scalars(
@@ -294,7 +302,7 @@ class AckBatcher:
                 rows[op.kind].append(params)
                 accepted.append(op)
             for kind, kind_rows in rows.items():
-                await service.store_receipt_updates(session, kind, kind_rows)
+                await service.store_receipt_updates(session, kind, kind_rows, dialect)
             await session.commit()
             self.batches += 1
             self.stored_acks += len(rows["ack"])
@@ -489,19 +497,15 @@ class Hub:
         """A live message written at once when nothing stands before it on this socket: not held
         for a resume, nothing queued, no gap to fill from the database (then False: the writer
         task does it in order)."""
-        if not conn.idle() or conn.held is not None or conn.direct is None:
+        if conn.direct is None or not conn.idle() or conn.held is not None:
             return False
-        last = conn.sent.get(channel_id)
-        if last is not None and seq <= last:
+        behind = conn.behind(channel_id, seq)
+        if behind < 0:
             return True  # already sent on this connection
-        if last is not None and seq > last + 1:
-            return False
-        if not conn.direct.send_text(text):
+        if behind > 0 or not conn.direct.send_text(text):
             return False
         self.direct_writes += 1
-        conn.sent[channel_id] = seq
-        conn.live_sent.add(channel_id)
-        self._delivered(conn, instruction_id)
+        self._sent(conn, channel_id, seq, instruction_id)
         return True
 
     def _on_sessions_ended(self, topic: str, event: dict[str, Any]) -> None:
@@ -619,30 +623,29 @@ class Hub:
     async def _send_message(
         self, conn: Conn, channel_id: int, seq: int, text: str, instruction_id: int | None
     ) -> None:
-        last = conn.sent.get(channel_id)
-        if last is not None and seq <= last:
+        behind = conn.behind(channel_id, seq)
+        if behind < 0:
             return  # already sent on this connection
-        if last is not None and seq > last + 1:
+        if behind > 0:
             async with self.factory() as session:
-                missing = await service.messages_after(session, channel_id, last, limit=seq - last - 1)
+                missing = await service.messages_after(session, channel_id, seq - behind - 1, limit=behind)
             for m in missing:
                 await self._send_rendered(conn, m)
         await conn.ws.send_text(text)
-        conn.sent[channel_id] = seq
-        conn.live_sent.add(channel_id)
-        self._delivered(conn, instruction_id)
+        self._sent(conn, channel_id, seq, instruction_id)
 
     async def _send_rendered(self, conn: Conn, message: dict[str, Any]) -> None:
         channel_id, seq = int(message["channel_id"]), int(message["seq"])
         if seq <= conn.sent.get(channel_id, 0):
             return
         await conn.ws.send_text(_dumps({"type": "message", **message}))
+        instruction = message.get("instruction")
+        self._sent(conn, channel_id, seq, int(instruction["id"]) if instruction else None)
+
+    def _sent(self, conn: Conn, channel_id: int, seq: int, instruction_id: int | None) -> None:
+        """A message is on the socket: its position, and for an instruction its "delivered" mark."""
         conn.sent[channel_id] = seq
         conn.live_sent.add(channel_id)
-        instruction = message.get("instruction")
-        self._delivered(conn, int(instruction["id"]) if instruction else None)
-
-    def _delivered(self, conn: Conn, instruction_id: int | None) -> None:
         unit_id = conn.unit_id
         if instruction_id is not None and unit_id is not None:
             self.batcher.put(Op("delivered", instruction_id, unit_id))

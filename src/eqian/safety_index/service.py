@@ -45,7 +45,7 @@ COMPUTED_TOPIC = "safety_index.computed"
 COMPUTE_ROLES = frozenset({Role.BUREAU_ADMIN})
 CHUNK = 2000
 # Units scored between two yields to the event loop: the monthly job runs inside a server worker,
-# and 20,000 units scored in one go (≈ 3 s of Python) would hold every request on that worker.
+# and 20,000 units scored in one go (1–3 s of Python) would hold every request on that worker.
 SCORE_SLICE = 200
 DEFAULT_PACE = BATCH_PACE  # the monthly job's and `eqian index compute`'s (core/pacing.py)
 # Core insert: a plain executemany, without the ORM bulk path fetching every new id back.
@@ -135,7 +135,8 @@ async def compute_month(
     )
     # SQLite's write transaction (BEGIN IMMEDIATE) holds the whole database from the first statement:
     # pausing inside it would hold up every other writer, so there the job only yields.
-    pacer = Pacer(pace if session.get_bind().dialect.name == "postgresql" else 0.0)
+    on_pg = session.get_bind().dialect.name == "postgresql"
+    pacer = Pacer(pace if on_pg else 0.0)
     values = await unit_metrics(session, month, names, progress, pacer)
     previous = await session.execute(
         select(SafetyIndexScore.unit_id, SafetyIndexScore.score).where(
@@ -181,7 +182,7 @@ async def compute_month(
                 "computed_at": now,
             }
         )
-    if session.get_bind().dialect.name == "postgresql":
+    if on_pg:
         # A month's index can always be computed again, so its commit need not wait for the disk:
         # 20,000 rows of scores and reasons flushed synchronously held up every incident committed
         # behind them (intake p99 while the index ran: 246 → 126 ms in bench/intake.py's loop).

@@ -16,6 +16,7 @@ from eqian.core.config import Settings
 from eqian.core.errors import Unauthorized
 from eqian.organizations import service as org_service
 from eqian.web.deps import SESSION_COOKIE, client_ip, get_auth, get_db, get_settings
+from eqian.web.headers import LANG_COOKIE
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "eqian_login_csrf"
@@ -115,7 +116,7 @@ async def logout_submit(
 async def switch_language(code: str, next: str | None = None) -> Response:
     response = RedirectResponse(_safe_next(next), status_code=303)
     if code in i18n.LANGUAGES:
-        response.set_cookie("eqian_lang", code, max_age=365 * 24 * 3600, samesite="lax")
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax")
     return response
 
 
