@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eqian.core.accounts import Role, User
 from eqian.demo.risk import hidden_risk
 from eqian.messaging.models import Channel, Instruction, Message, Receipt
-from eqian.messaging.service import ensure_channels, member_units, table_of
+from eqian.messaging.service import ensure_channels, member_clause, table_of
 from eqian.organizations.models import Unit
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -79,9 +79,7 @@ async def seed_messaging(session: AsyncSession, *, seed: int, today: dt.date) ->
     counts = {"channels": all_channels, "messages": 0, "instructions": 0, "receipts": 0, "acknowledged": 0}
     receipts: list[dict[str, Any]] = []
     for channel in chosen:
-        units = list(
-            await session.execute(select(Unit.id, Unit.station_id).where(Unit.id.in_(member_units(channel))))
-        )
+        units = list(await session.execute(select(Unit.id, Unit.station_id).where(member_clause(channel))))
         if not units:
             continue
         senders: list[int | None] = [*officers.get(channel.station_id or 0, [])] or [None]

@@ -126,22 +126,25 @@ async def ensure_channels(session: AsyncSession) -> int:
 # --- membership and access ----------------------------------------------------------------------
 
 
-def member_units(channel: Channel) -> Select[Any]:
-    """The ids of the channel's member units, derived from the registry where the channel is."""
+def member_clause(channel: Channel) -> ColumnElement[bool]:
+    """The channel's member units as a WHERE clause on ``Unit``, derived from the registry where the
+    channel is. A clause rather than ``Unit.id IN (SELECT …)``: a self-join of ``units`` gets a
+    quadratic nested loop from the planner while the table has no statistics yet (a fresh
+    import): 0.3 s for an instruction to 2,000 units, before ``ANALYZE``."""
     active = Unit.status == "active"
     match channel.kind:
         case "station":
-            return select(Unit.id).where(Unit.station_id == channel.station_id, active)
+            return and_(Unit.station_id == channel.station_id, active)
         case "category":
-            return select(Unit.id).where(
+            return and_(
                 Unit.station_id == channel.station_id, Unit.category_code == channel.category_code, active
             )
         case "service_point":
-            return select(Unit.id).where(Unit.service_point_id == channel.service_point_id, active)
+            return and_(Unit.service_point_id == channel.service_point_id, active)
         case "direct":
-            return select(Unit.id).where(Unit.id == channel.unit_id)
+            return Unit.id == channel.unit_id
         case _:
-            return select(ChannelUnit.unit_id).where(ChannelUnit.channel_id == channel.id)
+            return Unit.id.in_(select(ChannelUnit.unit_id).where(ChannelUnit.channel_id == channel.id))
 
 
 def channel_clause(actor: Principal) -> ColumnElement[bool]:
@@ -311,7 +314,7 @@ async def list_channels(
 
 async def channel_detail(session: AsyncSession, actor: Principal, channel_id: int) -> schemas.ChannelDetail:
     channel = await get_channel(session, actor, channel_id)
-    units = await session.scalar(select(func.count()).select_from(member_units(channel).subquery())) or 0
+    units = await session.scalar(select(func.count()).select_from(Unit).where(member_clause(channel))) or 0
     users = list(
         await session.scalars(select(ChannelUser.user_id).where(ChannelUser.channel_id == channel.id))
     )
@@ -800,7 +803,7 @@ async def create_instruction(
     now = utcnow()
     if body.deadline <= now:
         raise field_error("deadline", "截止时间须晚于现在", "in_past")
-    recipients = and_(Unit.id.in_(member_units(channel)), affairs_clause(actor.scope))
+    recipients = and_(member_clause(channel), affairs_clause(actor.scope))
     total = await session.scalar(select(func.count()).select_from(Unit).where(recipients)) or 0
     if not total:
         raise field_error("channel_id", "该频道没有可接收指令的单位", "no_recipients")
