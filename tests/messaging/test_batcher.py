@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 from typing import Any, cast
 
@@ -33,6 +34,9 @@ class FakeConn:
 
     def frame(self, frame: dict[str, Any]) -> None:
         self.frames.append(frame)
+
+    def raw(self, text: str) -> None:
+        self.frames.append(json.loads(text))
 
     def close(self, code: int) -> None:
         self.closed_with = code
