@@ -13,6 +13,15 @@ handshakes has been collected. Requests and messages still produce their garbage
 generations, which are collected as usual and cheaply. Frozen objects are still freed by reference
 counting; only cycles among them wait, until ``reclaim`` (called from a periodic job) sees that
 enough connections closed since the last freeze and pays for one full pass.
+
+The young generations are not cheap either at that size: with CPython's default threshold (a
+collection every 700 net new container objects) a worker made a generation-1 collection every
+few hundred milliseconds during a 10,000-socket broadcast, each 15–100 ms (the survivors of the
+last few thousand acknowledgements: operations waiting for their batch, frames, futures), about
+0.7 s of its 2 s of CPU for the broadcast. ``YOUNG_THRESHOLD`` makes the young collections 70
+times rarer; their garbage is freed by reference counting all the same, and the cycles among
+the 50,000 objects wait a little longer (a few megabytes). Measured on the same broadcast: no
+collection over 2 ms while it ran, the worker's CPU 2.0 → 1.1–1.3 s.
 """
 
 from __future__ import annotations
@@ -27,12 +36,15 @@ log = logging.getLogger(__name__)
 SETTLE_DELAY = 0.5  # seconds after the last opening: a connection storm is frozen in steps
 RECLAIM_SHARE = 0.25  # a full pass once a quarter of the frozen connections have closed
 RECLAIM_MIN = 500
+YOUNG_THRESHOLD = 50_000  # net new container objects between young collections (CPython: 700)
 
 
 def settle_startup() -> None:
-    """Once the application is built: everything imported and loaded so far lives for good."""
+    """Once the application is built: everything imported and loaded so far lives for good, and
+    the young generations are collected at the server's pace (``YOUNG_THRESHOLD``)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 class Settler:
