@@ -7,7 +7,8 @@ bearer token per unit, written in bulk straight into the tables (tokens stored a
 ``core.auth`` does), and a station officer. Two eqian workers (uvicorn, no per-message deflate,
 no access log) share the database and Redis; the clients are split between them.
 
-Clients run in several processes (asyncio, ``websockets``; no compression offered), each client
+Clients run in several processes (asyncio and the lean client of ``bench/wsclient.py``, which
+costs the load generator a fraction of what ``websockets`` does; no compression offered), each client
 authenticating with ``{"type": "auth", "token": …}``, waiting for ``ready`` and resuming from the
 channels' last seq. Round 1 (eqian): the officer ``POST``s an instruction to the station channel;
 each client records when the instruction message arrives, answers ``{"type": "ack"}`` and waits
@@ -50,6 +51,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: bench.wsclient by package
+    sys.path.insert(0, str(ROOT))
+
+from bench.wsclient import LeanSocket, open_socket  # noqa: E402
+
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
 BENCH_DB = "eqian_bench_broadcast"
 
@@ -81,6 +87,43 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (0 for one that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by groups of processes between ``start()`` and ``stop()``: where the two
+    cores went during a broadcast (the servers, the load generator, the database)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {k: cpu_seconds(f()) for k, f in self.groups.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {k: round(cpu_seconds(f()) - self.before[k], 2) for k, f in self.groups.items()}
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
@@ -279,6 +322,10 @@ async def seed_district(database_url: str, n_units: int) -> District:
             await ensure_channels(s)
             channel_id = await s.scalar(select(Channel.id).where(Channel.key == "station:1"))
         assert channel_id is not None
+        # A district that has been running has statistics (autovacuum); one bulk-loaded a second
+        # ago has none, and its first plans would be the fresh import's, not the service's.
+        async with engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE"))
     finally:
         await engine.dispose()
     return District(database_url, 1, int(channel_id), officer_token, tokens, unit_ids)
@@ -407,7 +454,8 @@ def wait_http(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 class Client:
     """One unit's connection: auth, resume from cursors, ack every instruction, reconnect on loss
     (to the next URL in its list) resuming from the last seq seen in each channel and resending
-    acks that were never confirmed."""
+    acks that were never confirmed. Messages are handled in the socket's ``data_received``
+    (``bench/wsclient.py``): the receipt time is taken as the frame is parsed."""
 
     def __init__(self, token: str, urls: list[str]) -> None:
         self.token = token
@@ -421,89 +469,75 @@ class Client:
         self.reconnects = 0
         self.errors: list[str] = []
         self.connected = asyncio.Event()
-        self.ws: Any = None
+        self.ws: LeanSocket | None = None
+        self._first = True
+        self._state = "auth"
+        self._live: asyncio.Future[None] | None = None
 
     async def run(self, stop: asyncio.Event, connect_gate: asyncio.Semaphore) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-
-        first = True
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             url = self.urls[self.url_index % len(self.urls)]
             # The gate is held from the TCP connect until "resumed": the whole handshake is paced, so
             # the figures measure the broadcast rather than a reconnection storm.
             await connect_gate.acquire()
-            held = [True]
-
-            def release(held: list[bool] = held) -> None:
-                if held[0]:
-                    held[0] = False
-                    connect_gate.release()
-
+            held = True
             try:
-                ws = await connect(
-                    url,
-                    compression=None,
-                    open_timeout=120,
-                    ping_interval=None,
-                    close_timeout=2,
-                    max_size=2**20,
-                )
-                try:
-                    await self._session(ws, first, release)
-                finally:
-                    self.ws = None
-                    release()
-                    await ws.close()
-                return  # stopped
-            except (
-                ConnectionClosed,
-                OSError,
-                TimeoutError,
-                InvalidHandshake,
-                InvalidStatus,
-                EOFError,
-            ) as exc:
-                release()
+                self._state, self._live = "auth", loop.create_future()
+                ws = await open_socket(url, self._on_text)
+                self.ws = ws
+                ws.send_text(json.dumps({"type": "auth", "token": self.token}))
+                await asyncio.wait({self._live, ws.closed}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+                if not self._live.done():
+                    ws.abort()
+                    await asyncio.wait({ws.closed}, timeout=5)
+                    raise TimeoutError("no 'resumed' within 120 s")
+                connect_gate.release()
+                held = False
+                await ws.closed  # raises the error that ended the connection, if any
                 if stop.is_set():
                     return
-                first = False
+                raise ConnectionError("the server closed the connection")
+            except (OSError, TimeoutError, EOFError) as exc:  # ConnectionError is an OSError
+                if stop.is_set():
+                    return
+                self._first = False
                 self.connected.clear()
                 self.reconnects += 1
                 if len(self.errors) < 5:
                     self.errors.append(f"{type(exc).__name__}: {str(exc)[:100]}")
                 self.url_index += 1  # the other worker
                 await asyncio.sleep(0.05 + 0.2 * (self.reconnects % 5))
+            finally:
+                if held:
+                    connect_gate.release()
+                if self.ws is not None and self.ws.closed.done():
+                    self.ws = None
 
-    async def _session(self, ws: Any, first: bool, release: Callable[[], None]) -> None:
-        await ws.send(json.dumps({"type": "auth", "token": self.token}))
-        while True:
-            ready = json.loads(await asyncio.wait_for(ws.recv(), 120))
-            if ready.get("type") == "ready":
-                break
-            if ready.get("type") == "error":
-                raise ConnectionError(str(ready))
-        if first:
-            self.cursors = {str(c["id"]): int(c["last_seq"]) for c in ready.get("channels", [])}
-        await ws.send(json.dumps({"type": "resume", "cursors": self.cursors}))
-        self.ws = ws
-        resumed = False
-        async for raw in ws:
-            msg = json.loads(raw)
-            kind = msg.get("type")
-            if kind == "message":
-                await self._on_message(ws, msg)
-            elif kind == "resumed" and not resumed:
-                resumed = True
-                # Acks sent on a connection that died before its "acked": send them again.
-                for instruction_id in [i for i in self.ack_sent if i not in self.acked]:
-                    await ws.send(json.dumps({"type": "ack", "instruction_id": instruction_id}))
-                self.connected.set()
-                release()
-            elif kind == "acked":
-                self.acked.setdefault(int(msg["instruction_id"]), time.time())
+    def _on_text(self, ws: LeanSocket, raw: str) -> None:
+        msg = json.loads(raw)
+        kind = msg.get("type")
+        if kind == "message":
+            self._on_message(ws, msg)
+        elif kind == "ready" and self._state == "auth":
+            if self._first:
+                self.cursors = {str(c["id"]): int(c["last_seq"]) for c in msg.get("channels", [])}
+            ws.send_text(json.dumps({"type": "resume", "cursors": self.cursors}))
+            self._state = "resuming"
+        elif kind == "resumed" and self._state == "resuming":
+            self._state = "live"
+            # Acks sent on a connection that died before its "acked": send them again.
+            for instruction_id in [i for i in self.ack_sent if i not in self.acked]:
+                ws.send_text(json.dumps({"type": "ack", "instruction_id": instruction_id}))
+            self.connected.set()
+            if self._live is not None and not self._live.done():
+                self._live.set_result(None)
+        elif kind == "acked":
+            self.acked.setdefault(int(msg["instruction_id"]), time.time())
+        elif kind == "error" and self._state == "auth":
+            raise ConnectionError(str(msg))
 
-    async def _on_message(self, ws: Any, msg: dict[str, Any]) -> None:
+    def _on_message(self, ws: LeanSocket, msg: dict[str, Any]) -> None:
         now = time.time()
         key = (int(msg["channel_id"]), int(msg["seq"]))
         self.seen[key] = self.seen.get(key, 0) + 1
@@ -515,7 +549,7 @@ class Client:
             if iid not in self.instructions:
                 self.instructions[iid] = now
                 self.ack_sent[iid] = time.time()
-                await ws.send(json.dumps({"type": "ack", "instruction_id": iid}))
+                ws.send_text(json.dumps({"type": "ack", "instruction_id": iid}))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -563,8 +597,7 @@ async def _client_loop(conn: Connection, tokens: list[str], urls_of: list[list[s
             stop.set()
             for c in clients:
                 if c.ws is not None:
-                    with contextlib.suppress(Exception):
-                        await c.ws.close()
+                    c.ws.close()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -696,8 +729,17 @@ async def _bare_server(port: int, tokens: dict[str, int], control_token: str) ->
         finally:
             members.discard(ws)
 
+    # Keepalive pings every 20 s with a 20 s timeout, as uvicorn gives each eqian worker's sockets by
+    # default: both servers keep 20,000 connections alive the same way (≈ 1,000 pings a second).
     async with serve(
-        handler, "127.0.0.1", port, compression=None, backlog=4096, max_size=2**20, ping_interval=None
+        handler,
+        "127.0.0.1",
+        port,
+        compression=None,
+        backlog=4096,
+        max_size=2**20,
+        ping_interval=20,
+        ping_timeout=20,
     ):
         await asyncio.Future()
 
@@ -705,14 +747,67 @@ async def _bare_server(port: int, tokens: dict[str, int], control_token: str) ->
 # --- the rounds ----------------------------------------------------------------------------------
 
 
-def _latencies(results: list[dict[str, Any]], t0: float) -> tuple[list[float], list[float], list[float]]:
+def _latencies(
+    results: list[dict[str, Any]], instruction_id: int, t0: float
+) -> tuple[list[float], list[float], list[float]]:
+    """One broadcast's receipt times (from ``t0``), ack send times and ``acked`` times."""
     recv, ack_sent, acked = [], [], []
     for r in results:
-        for t in r["instructions"].values():
-            recv.append(t - t0)
-        ack_sent.extend(r["ack_sent"].values())
-        acked.extend(r["acked"].values())
+        if instruction_id in r["instructions"]:
+            recv.append(r["instructions"][instruction_id] - t0)
+        if instruction_id in r["ack_sent"]:
+            ack_sent.append(r["ack_sent"][instruction_id])
+        if instruction_id in r["acked"]:
+            acked.append(r["acked"][instruction_id])
     return recv, ack_sent, acked
+
+
+def _delivery(each: list[list[float]]) -> dict[str, Any]:
+    """Delivery figures of several broadcasts: pooled percentiles (every delivery counts once), and
+    per broadcast its p99 and its fan-out (first client to the 99th percentile one)."""
+    pooled = [t for recv in each for t in recv]
+    fanouts = [percentile(recv, 99) - min(recv) for recv in each if recv]
+    return {
+        "received": [len(recv) for recv in each],
+        "p50_ms": round(percentile(pooled, 50) * 1000, 1),
+        "p99_ms": round(percentile(pooled, 99) * 1000, 1),
+        "max_ms": round(max(pooled, default=float("nan")) * 1000, 1),
+        "p99_each_ms": [round(percentile(recv, 99) * 1000, 1) for recv in each],
+        "fanout_p99_ms": round(percentile(fanouts, 50) * 1000, 1),
+        "fanout_each_ms": [round(f * 1000, 1) for f in fanouts],
+    }
+
+
+async def _wait_stored(
+    engine: Any, instruction_id: int, n: int, wait_s: float, results_task: asyncio.Task[Any]
+) -> tuple[int, float | None]:
+    """Polls ``msg_receipts`` until all ``n`` acknowledgements are stored (or the clients gave up):
+    the count and when it last grew."""
+    from sqlalchemy import text
+
+    stored_at: float | None = None
+    stored = 0
+    deadline = time.monotonic() + wait_s
+    async with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            now_stored = int(
+                await conn.scalar(
+                    text("SELECT count(acknowledged_at) FROM msg_receipts WHERE instruction_id = :i"),
+                    {"i": instruction_id},
+                )
+                or 0
+            )
+            await conn.commit()
+            if now_stored != stored:
+                stored, stored_at = now_stored, time.time()
+            if stored >= n:
+                break
+            if results_task.done():  # the clients gave up waiting: nothing more will come
+                sent = len(_latencies(results_task.result(), instruction_id, 0)[1])
+                if stored >= sent:
+                    break
+            await asyncio.sleep(0.02)
+    return stored, stored_at
 
 
 async def eqian_round(
@@ -723,6 +818,8 @@ async def eqian_round(
     gate: int = 100,
     *,
     connect_s: float = 120.0,
+    broadcasts: int = 3,
+    pause_s: float = 3.0,
 ) -> dict[str, Any]:
     import httpx
     from sqlalchemy import text
@@ -736,6 +833,17 @@ async def eqian_round(
         # The units were "seen" just now (as after a normal working day), not minutes ago at seeding.
         await conn.execute(text("UPDATE auth_sessions SET last_seen_at = now()"))
     pool = ClientPool(district.tokens, [[urls[i % len(urls)]] for i in range(n)], processes, gate)
+    recv_each: list[list[float]] = []
+    posts, after_last, per_s, stored_each, sent_each, confirmed_each = [], [], [], [], [], []
+    cpu_each: list[dict[str, float]] = []
+    results: list[dict[str, Any]] = []
+    meter = CpuMeter(
+        {
+            "workers": lambda: [p.pid for p in servers.procs],
+            "clients": lambda: [p.pid for p in pool.procs],
+            "postgres": postgres_pids,
+        }
+    )
     try:
         connected = await pool.connect(connect_s)
         print(f"eqian: {connected['ok']}/{n} clients connected in {connected['seconds']:.1f} s")
@@ -745,73 +853,59 @@ async def eqian_round(
             headers={"Authorization": f"Bearer {district.officer_token}"},
             timeout=120,
         ) as http:
-            t0 = time.time()
-            r = await http.post(
-                "/api/v1/messaging/instructions",
-                json={
-                    "channel_id": district.channel_id,
-                    "title": "春季安全检查",
-                    "body": "请各单位于今日内完成消防通道自查并确认。",
-                    "deadline": deadline,
-                },
-            )
-            post_ms = (time.time() - t0) * 1000
-        if r.status_code >= 300:
-            raise RuntimeError(f"instruction POST answered {r.status_code}: {r.text[:300]}")
-        instruction_id = int(r.json()["id"])
-
-        stored_at: float | None = None  # when the count of stored acks last grew
-        stored = 0
-        poll_deadline = time.monotonic() + wait_s
-        results_task = asyncio.create_task(pool.results([instruction_id], wait_s))
-        async with engine.connect() as conn:
-            while time.monotonic() < poll_deadline:
-                now_stored = int(
-                    await conn.scalar(
-                        text("SELECT count(acknowledged_at) FROM msg_receipts WHERE instruction_id = :i"),
-                        {"i": instruction_id},
-                    )
-                    or 0
+            for k in range(broadcasts):
+                await asyncio.sleep(pause_s)  # the previous broadcast's receipts settle
+                meter.start()
+                t0 = time.time()
+                r = await http.post(
+                    "/api/v1/messaging/instructions",
+                    json={
+                        "channel_id": district.channel_id,
+                        "title": f"春季安全检查（第{k + 1}次）",
+                        "body": "请各单位于今日内完成消防通道自查并确认。",
+                        "deadline": deadline,
+                    },
                 )
-                await conn.commit()
-                if now_stored != stored:
-                    stored, stored_at = now_stored, time.time()
-                if stored >= n:
-                    break
-                if results_task.done():  # the clients gave up waiting: nothing more will come
-                    sent = sum(len(r["ack_sent"]) for r in results_task.result())
-                    if stored >= sent:
-                        break
-                await asyncio.sleep(0.02)
-        results = await results_task
+                posts.append(round((time.time() - t0) * 1000, 1))
+                if r.status_code >= 300:
+                    raise RuntimeError(f"instruction POST answered {r.status_code}: {r.text[:300]}")
+                instruction_id = int(r.json()["id"])
+                results_task = asyncio.create_task(pool.results([instruction_id], wait_s))
+                stored, stored_at = await _wait_stored(engine, instruction_id, n, wait_s, results_task)
+                results = await results_task
+                cpu_each.append({**meter.stop(), "wall": round(time.time() - t0, 2)})
+                recv, ack_sent, acked = _latencies(results, instruction_id, t0)
+                recv_each.append(recv)
+                stored_each.append(stored)
+                sent_each.append(len(ack_sent))
+                confirmed_each.append(len(acked))
+                if stored_at is not None and ack_sent and stored >= len(ack_sent):
+                    after_last.append(round((stored_at - max(ack_sent)) * 1000, 1))
+                    per_s.append(round(stored / max(1e-6, stored_at - min(ack_sent)), 1))
+                print(
+                    f"eqian broadcast {k + 1}: p99 {percentile(recv, 99) * 1000:.0f} ms, "
+                    f"acks stored {after_last[-1] if after_last else '—'} ms after the last"
+                )
         rss = [rss_kib(p.pid) for p in servers.procs]
     finally:
         await engine.dispose()
         await pool.close()
-    recv, ack_sent, acked = _latencies(results, t0)
-    out: dict[str, Any] = {
+    return {
         "connected": connected["ok"],
         "connect_s": round(connected["seconds"], 1),
-        "received": len(recv),
-        "p50_ms": round(percentile(recv, 50) * 1000, 1),
-        "p99_ms": round(percentile(recv, 99) * 1000, 1),
-        "max_ms": round(max(recv, default=float("nan")) * 1000, 1),
-        # Fan-out alone: from the first client having the message to the 99th percentile one.
-        "fanout_p99_ms": round((percentile(recv, 99) - min(recv, default=float("nan"))) * 1000, 1),
-        "post_ms": round(post_ms, 1),
-        "acks_sent": len(ack_sent),
-        "acks_confirmed": len(acked),
-        "acks_stored": stored,
+        **_delivery(recv_each),
+        "post_ms": posts,
+        "acks_sent": sent_each,
+        "acks_confirmed": confirmed_each,
+        "acks_stored": stored_each,
+        "all_acks_stored_after_last_ack_ms": after_last,
+        "acks_stored_per_s": per_s,
+        "cpu_s": cpu_each,
         "worker_rss_mib": [round(cur / 1024, 1) for cur, _ in rss],
         "worker_peak_rss_mib": [round(peak / 1024, 1) for _, peak in rss],
         "duplicates": sum(n - 1 for r in results for _, _, n in r["seen"] if n > 1),
         "errors": [e for r in results for e in r["errors"]][:5],
     }
-    if stored_at is not None and ack_sent and stored >= len(ack_sent):
-        out["all_acks_stored_after_last_ack_ms"] = round((stored_at - max(ack_sent)) * 1000, 1)
-        out["acks_stored_per_s"] = round(stored / max(1e-6, stored_at - min(ack_sent)), 1)
-        out["all_acks_stored_after_post_s"] = round(stored_at - t0, 2)
-    return out
 
 
 async def baseline_round(
@@ -822,6 +916,8 @@ async def baseline_round(
     gate: int = 100,
     *,
     connect_s: float = 120.0,
+    broadcasts: int = 3,
+    pause_s: float = 3.0,
 ) -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
@@ -863,19 +959,36 @@ async def baseline_round(
         "assistance": None,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
     }
+    recv_each: list[list[float]] = []
+    confirmed_each: list[int] = []
+    cpu_each: list[dict[str, float]] = []
+    meter = CpuMeter(
+        {
+            "servers": lambda: [p.pid for p in procs if p.pid is not None],
+            "clients": lambda: [p.pid for p in pool.procs],
+        }
+    )
+    acks = 0
     try:
         connected = await pool.connect(connect_s)
         print(f"baseline: {connected['ok']}/{n} clients connected in {connected['seconds']:.1f} s")
         controls = [await connect(u, compression=None) for u in urls]
         for c in controls:
             await c.send(json.dumps({"type": "auth", "token": control}))
-        t0 = time.time()
-        await asyncio.gather(
-            *(c.send(json.dumps({"type": "broadcast", "message": message})) for c in controls)
-        )
-        await asyncio.gather(*(c.recv() for c in controls))
-        results = await pool.results([1], wait_s)
-        acks = 0
+        for k in range(broadcasts):
+            await asyncio.sleep(pause_s)
+            meter.start()
+            t0 = time.time()
+            await asyncio.gather(
+                *(c.send(json.dumps({"type": "broadcast", "message": message})) for c in controls)
+            )
+            await asyncio.gather(*(c.recv() for c in controls))
+            results = await pool.results([k + 1], wait_s)  # the bare server's ids are its seqs
+            cpu_each.append({**meter.stop(), "wall": round(time.time() - t0, 2)})
+            recv, _ack_sent, acked = _latencies(results, k + 1, t0)
+            recv_each.append(recv)
+            confirmed_each.append(len(acked))
+            print(f"baseline broadcast {k + 1}: p99 {percentile(recv, 99) * 1000:.0f} ms")
         for c in controls:
             await c.send('{"type":"stats"}')
             acks += int(json.loads(await c.recv())["acks"])
@@ -887,16 +1000,13 @@ async def baseline_round(
             p.kill()
             p.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
-    recv, _ack_sent, acked = _latencies(results, t0)
     return {
         "connected": connected["ok"],
         "connect_s": round(connected["seconds"], 1),
-        "received": len(recv),
-        "p50_ms": round(percentile(recv, 50) * 1000, 1),
-        "p99_ms": round(percentile(recv, 99) * 1000, 1),
-        "fanout_p99_ms": round((percentile(recv, 99) - min(recv, default=float("nan"))) * 1000, 1),
-        "acks_confirmed": len(acked),
+        **_delivery(recv_each),
+        "acks_confirmed": confirmed_each,
         "acks_received": acks,
+        "cpu_s": cpu_each,
         "rss_mib": [round(cur / 1024, 1) for cur, _ in rss],
     }
 
@@ -906,7 +1016,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     processes = args.client_processes or (2 if n <= 2000 else 4)
     timeout = 60.0 if n <= 2000 else 300.0
     connect_s = args.connect_timeout or (120.0 if n <= 2000 else 900.0)
-    print(f"broadcast benchmark: {n} clients in {processes} client processes, 2 workers, PostgreSQL + Redis")
+    print(
+        f"broadcast benchmark: {n} clients in {processes} client processes, 2 workers, "
+        f"PostgreSQL + Redis, {args.broadcasts} broadcasts per round"
+    )
     load_before = os.getloadavg()
     database_url = await create_database(args.pg, BENCH_DB)
     redis_proc, redis_url = start_redis()
@@ -917,12 +1030,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(f"seeded {n} units, users and tokens in {time.monotonic() - t:.1f} s")
         servers = start_workers(database_url, redis_url)
         eqian = await eqian_round(
-            district, servers, processes, timeout, args.connect_concurrency, connect_s=connect_s
+            district,
+            servers,
+            processes,
+            timeout,
+            args.connect_concurrency,
+            connect_s=connect_s,
+            broadcasts=args.broadcasts,
         )
         print("eqian:", json.dumps(eqian, ensure_ascii=False))
         servers.stop()
         servers = None
-        baseline = await baseline_round(district.tokens, processes, timeout, gate=args.connect_concurrency)
+        baseline = await baseline_round(
+            district.tokens, processes, timeout, gate=args.connect_concurrency, broadcasts=args.broadcasts
+        )
         print("baseline:", json.dumps(baseline, ensure_ascii=False))
     finally:
         if servers is not None:
@@ -932,19 +1053,25 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             await drop_database(args.pg, BENCH_DB)
     load_after = os.getloadavg()
+    stored_after = eqian["all_acks_stored_after_last_ack_ms"]
     return {
         "clients": n,
         "workers": 2,
+        "broadcasts": args.broadcasts,
         "connected": eqian["connected"],
         "connect_s": eqian["connect_s"],
         "received": eqian["received"],
         "p50_ms": eqian["p50_ms"],
         "p99_ms": eqian["p99_ms"],
+        "p99_each_ms": eqian["p99_each_ms"],
         "post_ms": eqian["post_ms"],
         "fanout_p99_ms": eqian["fanout_p99_ms"],
-        "all_acks_stored_after_last_ack_ms": eqian.get("all_acks_stored_after_last_ack_ms"),
+        "all_acks_stored_after_last_ack_ms": stored_after,
+        "worst_acks_stored_after_last_ack_ms": max(stored_after, default=None),
         "acks_stored": eqian["acks_stored"],
-        "acks_stored_per_s": eqian.get("acks_stored_per_s"),
+        "acks_stored_per_s": eqian["acks_stored_per_s"],
+        "cpu_s": eqian["cpu_s"],
+        "baseline_cpu_s": baseline["cpu_s"],
         "worker_rss_mib": eqian["worker_rss_mib"],
         "worker_peak_rss_mib": eqian["worker_peak_rss_mib"],
         "duplicates": eqian["duplicates"],
@@ -953,6 +1080,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_received": baseline["received"],
         "baseline_p50_ms": baseline["p50_ms"],
         "baseline_p99_ms": baseline["p99_ms"],
+        "baseline_p99_each_ms": baseline["p99_each_ms"],
         "baseline_fanout_p99_ms": baseline["fanout_p99_ms"],
         "p99_ratio": round(eqian["p99_ms"] / baseline["p99_ms"], 2) if baseline["p99_ms"] else None,
         "fanout_ratio": (
@@ -969,6 +1097,9 @@ def main(argv: list[str] | None = None, print_fn: Callable[[str], None] = print)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 clients instead of 20,000")
     parser.add_argument("--clients", type=int, default=0)
+    parser.add_argument(
+        "--broadcasts", type=int, default=3, help="instructions per round, one after another (pooled)"
+    )
     parser.add_argument("--client-processes", type=int, default=0)
     parser.add_argument("--pg", default=os.environ.get("EQIAN_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
