@@ -16,7 +16,7 @@ from eqian.core.accounts import AuthSession
 from eqian.core.db import utcnow
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
-from eqian.messaging.models import Receipt
+from eqian.messaging.models import Instruction, Receipt
 from eqian.messaging.ws import AckBatcher, Conn, Op
 from eqian.organizations.models import Unit
 from tests.factories import credit_code
@@ -121,6 +121,21 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     )
     assert acked == UNITS + 2  # everyone but a1, whose acknowledgement came from an ended session
     assert await db.scalar(select(Receipt.ack_text).where(Receipt.unit_id == unit_ids[0])) == "收到"
+    # Each stored latency is its acknowledgement's time after the instruction was created (the
+    # safety index's input); on PostgreSQL the database computes it.
+    created = await db.scalar(select(Instruction.created_at).where(Instruction.id == iid))
+    assert created is not None
+    stored = (
+        await db.execute(
+            select(Receipt.acknowledged_at, Receipt.ack_latency_seconds).where(
+                Receipt.instruction_id == iid, Receipt.acknowledged_at.is_not(None)
+            )
+        )
+    ).all()
+    assert all(
+        lat is not None and at is not None and abs(lat - (at - created).total_seconds()) < 0.01
+        for at, lat in stored
+    )
     # 1,200 acknowledgements in a handful of transactions, not one each.
     assert batcher.batches <= 6, batcher.batches
     assert batcher.stored_acks == UNITS + 3  # the repeat matched no row but was part of a batch

@@ -998,47 +998,57 @@ ACK_SQL = text(
 
 # PostgreSQL: a batch of receipt updates as one statement over arrays. Row by row (executemany)
 # the driver and SQLAlchemy spend tens of microseconds of the event loop's time on each, and
-# 20,000 acknowledgements arrive within seconds of a city-wide instruction.
+# 20,000 acknowledgements arrive within seconds of a city-wide instruction. Each returns the pairs
+# it changed, so a batch needs no query beforehand to find which receipts exist; the latency of an
+# acknowledgement is computed against its instruction's creation here, not in Python.
 PG_BULK_SQL = {
     "delivered": text(
         "UPDATE msg_receipts AS r SET delivered_at = v.at "
         "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[])) AS v(i, u, at) "
-        "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.delivered_at IS NULL"
+        "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.delivered_at IS NULL "
+        "RETURNING r.instruction_id, r.unit_id"
     ),
     "read": text(
         "UPDATE msg_receipts AS r SET read_at = v.at, delivered_at = COALESCE(r.delivered_at, v.at) "
         "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[])) AS v(i, u, at) "
-        "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.read_at IS NULL"
+        "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.read_at IS NULL "
+        "RETURNING r.instruction_id, r.unit_id"
     ),
     "ack": text(
         "UPDATE msg_receipts AS r SET acknowledged_at = v.at, ack_user_id = v.usr, ack_text = v.txt, "
-        "ack_latency_seconds = v.lat, read_at = COALESCE(r.read_at, v.at), "
-        "delivered_at = COALESCE(r.delivered_at, v.at) "
-        "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[]), CAST(:user AS int[]), "
-        "CAST(:text AS text[]), CAST(:latency AS float8[])) AS v(i, u, at, usr, txt, lat) "
-        "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.acknowledged_at IS NULL"
+        "ack_latency_seconds = GREATEST(0, EXTRACT(EPOCH FROM v.at - ins.created_at)), "
+        "read_at = COALESCE(r.read_at, v.at), delivered_at = COALESCE(r.delivered_at, v.at) "
+        "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[]), "
+        "CAST(:user AS int[]), CAST(:text AS text[])) AS v(i, u, at, usr, txt) "
+        "JOIN msg_instructions AS ins ON ins.id = v.i "
+        "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.acknowledged_at IS NULL "
+        "RETURNING r.instruction_id, r.unit_id"
     ),
 }
 ROW_SQL = {"delivered": DELIVERED_SQL, "read": READ_SQL, "ack": ACK_SQL}
 
 
-async def store_receipt_updates(
-    session: AsyncSession, kind: str, rows: list[dict[str, Any]], dialect: str
-) -> None:
-    """Apply receipt updates of one kind (each row: at, i, u, and for "ack" user, text, latency).
-
-    The first row of a pair wins, as when they are applied one by one: later ones find the
-    receipt already marked."""
-    if not rows:
-        return
-    if dialect != "postgresql":
+async def store_receipt_rows(session: AsyncSession, kind: str, rows: list[dict[str, Any]]) -> None:
+    """Apply receipt updates of one kind row by row (each row: at, i, u, and for "ack" user, text,
+    latency); any dialect."""
+    if rows:
         await session.execute(ROW_SQL[kind], rows)
-        return
+
+
+async def store_receipt_arrays(
+    session: AsyncSession, kind: str, rows: list[dict[str, Any]]
+) -> set[tuple[int, int]]:
+    """PostgreSQL: apply receipt updates of one kind in one statement (each row: at, i, u, and for
+    "ack" user and text); the (instruction, unit) pairs it changed. The first row of a pair wins,
+    as when they are applied one by one: later ones find the receipt already marked."""
+    if not rows:
+        return set()
     first: dict[tuple[int, int], dict[str, Any]] = {}
     for row in rows:
         first.setdefault((row["i"], row["u"]), row)
-    keys = ("at", "i", "u", "user", "text", "latency") if kind == "ack" else ("at", "i", "u")
-    await session.execute(PG_BULK_SQL[kind], {k: [row[k] for row in first.values()] for k in keys})
+    keys = ("at", "i", "u", "user", "text") if kind == "ack" else ("at", "i", "u")
+    result = await session.execute(PG_BULK_SQL[kind], {k: [row[k] for row in first.values()] for k in keys})
+    return {(i, u) for i, u in result}
 
 
 def _sqlite_time(value: dt.datetime) -> str:

@@ -54,6 +54,7 @@ CLOSE_SESSION_ENDED = 4001
 SWEEP_SECONDS = 15.0
 PING_RECHECK_SECONDS = 5.0
 BATCH_SECONDS = 0.05
+INSTRUCTION_CACHE = 10_000  # instructions whose creation and channel a batcher remembers
 BATCH_SIZE = 2000  # receipts per transaction: 20,000 acknowledgements in ten commits
 SESSION_COOKIE = "eqian_session"
 HOLD_SECONDS = 1.5
@@ -169,6 +170,7 @@ class AckBatcher:
         self.task: asyncio.Task[None] | None = None
         self.stored_acks = 0
         self.batches = 0
+        self.instructions: dict[int, tuple[dt.datetime, int]] = {}  # id -> (created_at, channel_id)
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -240,83 +242,123 @@ class AckBatcher:
                         )
             self.idle.set()
 
+    async def _live_sessions(self, session: AsyncSession, auth_ids: set[int]) -> set[int]:
+        """Which of these sign-ins may still act (an ack from an ended session is not stored)."""
+        if not auth_ids:
+            return set()
+        sessions, users = AUTH_SESSIONS.c, USERS.c
+        dialect = session.get_bind().dialect.name
+        return set(
+            await session.scalars(
+                select(sessions.id)
+                .join(USERS, users.id == sessions.user_id)
+                .where(
+                    among(sessions.id, auth_ids, dialect),
+                    sessions.revoked_at.is_(None),
+                    sessions.expires_at > utcnow(),
+                    users.is_active.is_(True),
+                )
+            )
+        )
+
+    async def _instruction_info(
+        self, session: AsyncSession, ids: Iterable[int]
+    ) -> dict[int, tuple[dt.datetime, int]]:
+        """Creation time and channel of instructions, remembered: they never change, and every
+        batch of a broadcast needs the same one."""
+        missing = {i for i in ids if i not in self.instructions}
+        if missing:
+            if len(self.instructions) > INSTRUCTION_CACHE:
+                self.instructions.clear()
+            c = INSTRUCTIONS.c
+            rows = await session.execute(select(c.id, c.created_at, c.channel_id).where(c.id.in_(missing)))
+            self.instructions.update({i: (created, channel_id) for i, created, channel_id in rows})
+        return self.instructions
+
+    async def _known(self, session: AsyncSession, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Which (instruction, unit) pairs have a receipt."""
+        if not pairs:
+            return set()
+        c = RECEIPTS.c
+        dialect = session.get_bind().dialect.name
+        rows = await session.execute(
+            select(c.instruction_id, c.unit_id).where(
+                among(c.instruction_id, {i for i, _ in pairs}, dialect),
+                among(c.unit_id, {u for _, u in pairs}, dialect),
+            )
+        )
+        return {(i, u) for i, u in rows if (i, u) in pairs}
+
+    async def _store_arrays(self, session: AsyncSession, ops: list[Op]) -> set[tuple[int, int]]:
+        """PostgreSQL: one UPDATE per kind; only the pairs it did not change (a repeat, or no such
+        receipt) are looked up afterwards. The pairs that exist."""
+        rows: dict[str, list[dict[str, Any]]] = {"delivered": [], "read": [], "ack": []}
+        for op in ops:
+            row: dict[str, Any] = {"at": op.at, "i": op.instruction_id, "u": op.unit_id}
+            if op.kind == "ack":
+                row |= {"user": op.user_id, "text": op.text or None}
+            rows[op.kind].append(row)
+        changed: set[tuple[int, int]] = set()
+        for kind, kind_rows in rows.items():
+            changed |= await service.store_receipt_arrays(session, kind, kind_rows)
+        # A "delivered" mark that changed nothing needs no answer either way.
+        unsure = {(op.instruction_id, op.unit_id) for op in ops if op.kind != "delivered"} - changed
+        delivered = {(op.instruction_id, op.unit_id) for op in ops if op.kind == "delivered"}
+        return changed | delivered | await self._known(session, unsure)
+
+    async def _store_rows(self, session: AsyncSession, ops: list[Op], dialect: str) -> set[tuple[int, int]]:
+        """Any dialect: the receipts that exist are looked up, then updated row by row."""
+        known = await self._known(session, {(op.instruction_id, op.unit_id) for op in ops})
+        info = await self._instruction_info(session, {i for i, _ in known})
+        as_bound = service.time_binder(dialect)
+        rows: dict[str, list[dict[str, Any]]] = {"delivered": [], "read": [], "ack": []}
+        for op in ops:
+            if (op.instruction_id, op.unit_id) not in known:
+                continue
+            params: dict[str, Any] = {"at": as_bound(op.at), "i": op.instruction_id, "u": op.unit_id}
+            if op.kind == "ack":
+                created = info[op.instruction_id][0]
+                params |= {
+                    "user": op.user_id,
+                    "text": op.text or None,
+                    "latency": max(0.0, (op.at - created).total_seconds()),
+                }
+            rows[op.kind].append(params)
+        for kind, kind_rows in rows.items():
+            await service.store_receipt_rows(session, kind, kind_rows)
+        return known
+
     async def flush(self, batch: list[Op]) -> None:
         # An acknowledgement also fills delivered and read: those ops of the same pair add nothing.
         ack_pairs = {(op.instruction_id, op.unit_id) for op in batch if op.kind == "ack"}
         batch = [op for op in batch if op.kind == "ack" or (op.instruction_id, op.unit_id) not in ack_pairs]
-        # Core tables, not ORM entities, in these queries: thousands of rows a batch, and the ORM's
-        # row loading cost ~15 µs each (a third of a worker's time for the batches of 10,000 acks).
-        receipts, instructions = RECEIPTS.c, INSTRUCTIONS.c
-        sessions, users = AUTH_SESSIONS.c, USERS.c
         async with self.factory() as session:
             dialect = session.get_bind().dialect.name
-            pairs = {(op.instruction_id, op.unit_id) for op in batch}
-            known = {
-                (i, u)
-                for i, u in await session.execute(
-                    select(receipts.instruction_id, receipts.unit_id).where(
-                        among(receipts.instruction_id, {i for i, _ in pairs}, dialect),
-                        among(receipts.unit_id, {u for _, u in pairs}, dialect),
-                    )
-                )
-                if (i, u) in pairs
-            }
-            instr = {
-                i: (created, channel_id)
-                for i, created, channel_id in await session.execute(
-                    select(instructions.id, instructions.created_at, instructions.channel_id).where(
-                        instructions.id.in_({i for i, _ in known})
-                    )
-                )
-            }
-            auth_ids = {op.auth_id for op in batch if op.auth_id is not None}
-            now = utcnow()
-            as_bound = service.time_binder(dialect)
-            live = (
-                set(
-                    await session.scalars(
-                        select(sessions.id)
-                        .join(USERS, users.id == sessions.user_id)
-                        .where(
-                            among(sessions.id, auth_ids, dialect),
-                            sessions.revoked_at.is_(None),
-                            sessions.expires_at > now,
-                            users.is_active.is_(True),
-                        )
-                    )
-                )
-                if auth_ids
-                else set()
-            )
-            rows: dict[str, list[dict[str, Any]]] = {"delivered": [], "read": [], "ack": []}
-            accepted: list[Op] = []
+            live = await self._live_sessions(session, {op.auth_id for op in batch if op.auth_id is not None})
             refused: list[tuple[Op, str]] = []
+            candidates: list[Op] = []
             for op in batch:
                 if op.auth_id is not None and op.auth_id not in live:
                     refused.append((op, "session_ended"))
-                    continue
-                if (op.instruction_id, op.unit_id) not in known:
+                else:
+                    candidates.append(op)
+            if dialect == "postgresql":
+                known = await self._store_arrays(session, candidates)
+            else:
+                known = await self._store_rows(session, candidates, dialect)
+            accepted: list[Op] = []
+            for op in candidates:
+                if (op.instruction_id, op.unit_id) in known:
+                    accepted.append(op)
+                else:
                     refused.append((op, "not_found"))
-                    continue
-                at = as_bound(op.at)
-                params: dict[str, Any] = {"at": at, "i": op.instruction_id, "u": op.unit_id}
-                if op.kind == "ack":
-                    created = instr[op.instruction_id][0]
-                    params |= {
-                        "user": op.user_id,
-                        "text": op.text or None,
-                        "latency": max(0.0, (op.at - created).total_seconds()),
-                    }
-                rows[op.kind].append(params)
-                accepted.append(op)
-            for kind, kind_rows in rows.items():
-                await service.store_receipt_updates(session, kind, kind_rows, dialect)
             await session.commit()
             self.batches += 1
-            self.stored_acks += len(rows["ack"])
+            self.stored_acks += sum(op.kind == "ack" for op in accepted)
             touched = {op.instruction_id for op in accepted if op.kind in ("read", "ack")}
+            info = await self._instruction_info(session, touched)
             for instruction_id in sorted(touched):
-                await service.publish_progress(session, instruction_id, instr[instruction_id][1])
+                await service.publish_progress(session, instruction_id, info[instruction_id][1])
         acked: dict[int, str] = {}  # one text per instruction, not one json.dumps per socket
         for op in accepted:
             if op.kind == "ack" and op.conn is not None:
