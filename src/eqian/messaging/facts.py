@@ -13,7 +13,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.facts import Fact
-from eqian.messaging.models import Receipt
+from eqian.messaging.models import Instruction, Receipt
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
@@ -28,7 +28,12 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
             func.sum(case((on_time, 1), else_=0)),
             func.sum(case((acked, Receipt.ack_latency_seconds), else_=0.0)),
         )
-        .where(Receipt.deadline >= start, Receipt.deadline < end)
+        # By the instructions' deadline index: a receipt's deadline is its instruction's.
+        .where(
+            Receipt.instruction_id.in_(
+                select(Instruction.id).where(Instruction.deadline >= start, Instruction.deadline < end)
+            )
+        )
         .group_by(Receipt.station_id, Receipt.unit_id)
     )
     facts: list[Fact] = []
