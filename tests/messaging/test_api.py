@@ -16,6 +16,7 @@ from eqian.core.permissions import Principal
 from eqian.messaging import facts, schemas, service
 from eqian.messaging.models import Channel, Message, Receipt
 from eqian.notifications.models import Notification
+from eqian.organizations.models import Unit
 from eqian.web import handlers
 from tests.messaging.helpers import API, make_msg_world
 
@@ -412,3 +413,19 @@ async def test_assistance_and_attachments(client: httpx.AsyncClient, db: AsyncSe
     assert (
         await client.get(f"{API}/attachments/{pdf}", headers=mw.headers["unit_security_b1"])
     ).status_code == 404
+
+
+async def test_bureau_assistance_belongs_to_the_station_of_the_nearest_unit(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    """A bureau officer's request near two stations' units goes to the station whose unit is
+    nearest the spot, whatever order the database returns the units in."""
+    mw = await make_msg_world(db)
+    w = mw.world
+    await db.execute(update(Unit).where(Unit.id == w.units["b2"]).values(lat=30.8418))
+    await db.commit()
+    body = {"description": "协查可疑车辆", "lat": 30.842, "lng": 120.26, "radius_m": 1000}
+    resp = await client.post(f"{API}/assistance", json=body, headers=mw.headers["bureau_admin"])
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["station_id"] == w.station_b
+    assert resp.json()["recipients"] == 5  # every unit is within the radius, of both stations

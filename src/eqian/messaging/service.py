@@ -1317,13 +1317,14 @@ async def create_assistance(
     )
     if body.unit_categories:
         query = query.where(Unit.category_code.in_(body.unit_categories))
-    units = [
-        (uid, sid)
+    # Nearest first (then by id): a bureau-wide request belongs to the station of the unit nearest
+    # the spot, not to whichever row the database happened to return first.
+    located = sorted(
+        (haversine_m((body.lat, body.lng), (lat, lng)), uid, sid)
         for uid, lat, lng, sid in await session.execute(query)
-        if lat is not None
-        and lng is not None
-        and haversine_m((body.lat, body.lng), (lat, lng)) <= body.radius_m
-    ]
+        if lat is not None and lng is not None
+    )
+    units = [(uid, sid) for distance, uid, sid in located if distance <= body.radius_m]
     if not units:
         raise field_error("radius_m", "范围内没有符合条件的单位", "no_recipients")
     station_id = _station_of(actor) or units[0][1]
