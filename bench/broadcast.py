@@ -17,10 +17,13 @@ for ``acked``; the script polls ``msg_receipts`` until every acknowledgement is 
 protocol from memory (auth against the same token set, ``ready``/``resume``/``resumed``, one
 ``broadcast()`` of a message of the same shape, ``acked`` for each ack, no database).
 
-Figures: delivery latency p50/p99 (from the moment the POST / broadcast command is sent to the
-moment a client has the message), time until all acks are stored after the last ack was sent,
-acks stored per second, the workers' RSS (current and peak), and the baseline's p50/p99 with the
-ratio. The machine's load average is printed with them (the machine is shared).
+Each round makes ``--broadcasts`` broadcasts (default 3), one after another, each once every ack of
+the previous one is confirmed. Figures: delivery latency p50/p99 pooled over the broadcasts, and
+each broadcast's p99 and fan-out (from the moment the POST / broadcast command is sent to the moment
+a client has the message), time until all acks are stored after the last ack was sent and acks
+stored per second (each broadcast), CPU seconds per process group during each broadcast, the
+workers' RSS (current and peak), and the baseline's figures with the ratios. The machine's load
+average is printed with them (the machine is shared).
 
 Usage: python bench/broadcast.py [--quick] [--clients N] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
 """
