@@ -242,12 +242,11 @@ class AckBatcher:
                         )
             self.idle.set()
 
-    async def _live_sessions(self, session: AsyncSession, auth_ids: set[int]) -> set[int]:
+    async def _live_sessions(self, session: AsyncSession, auth_ids: set[int], dialect: str) -> set[int]:
         """Which of these sign-ins may still act (an ack from an ended session is not stored)."""
         if not auth_ids:
             return set()
         sessions, users = AUTH_SESSIONS.c, USERS.c
-        dialect = session.get_bind().dialect.name
         return set(
             await session.scalars(
                 select(sessions.id)
@@ -275,12 +274,13 @@ class AckBatcher:
             self.instructions.update({i: (created, channel_id) for i, created, channel_id in rows})
         return self.instructions
 
-    async def _known(self, session: AsyncSession, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    async def _known(
+        self, session: AsyncSession, pairs: set[tuple[int, int]], dialect: str
+    ) -> set[tuple[int, int]]:
         """Which (instruction, unit) pairs have a receipt."""
         if not pairs:
             return set()
         c = RECEIPTS.c
-        dialect = session.get_bind().dialect.name
         rows = await session.execute(
             select(c.instruction_id, c.unit_id).where(
                 among(c.instruction_id, {i for i, _ in pairs}, dialect),
@@ -304,11 +304,11 @@ class AckBatcher:
         # A "delivered" mark that changed nothing needs no answer either way.
         unsure = {(op.instruction_id, op.unit_id) for op in ops if op.kind != "delivered"} - changed
         delivered = {(op.instruction_id, op.unit_id) for op in ops if op.kind == "delivered"}
-        return changed | delivered | await self._known(session, unsure)
+        return changed | delivered | await self._known(session, unsure, "postgresql")
 
     async def _store_rows(self, session: AsyncSession, ops: list[Op], dialect: str) -> set[tuple[int, int]]:
         """Any dialect: the receipts that exist are looked up, then updated row by row."""
-        known = await self._known(session, {(op.instruction_id, op.unit_id) for op in ops})
+        known = await self._known(session, {(op.instruction_id, op.unit_id) for op in ops}, dialect)
         info = await self._instruction_info(session, {i for i, _ in known})
         as_bound = service.time_binder(dialect)
         rows: dict[str, list[dict[str, Any]]] = {"delivered": [], "read": [], "ack": []}
@@ -334,7 +334,8 @@ class AckBatcher:
         batch = [op for op in batch if op.kind == "ack" or (op.instruction_id, op.unit_id) not in ack_pairs]
         async with self.factory() as session:
             dialect = session.get_bind().dialect.name
-            live = await self._live_sessions(session, {op.auth_id for op in batch if op.auth_id is not None})
+            auth_ids = {op.auth_id for op in batch if op.auth_id is not None}
+            live = await self._live_sessions(session, auth_ids, dialect)
             refused: list[tuple[Op, str]] = []
             candidates: list[Op] = []
             for op in batch:
