@@ -92,6 +92,9 @@ def serve(
         reload=reload,
         log_level=get_settings().log_level.lower(),
         proxy_headers=True,
+        # Per-message deflate keeps a zlib context per socket (hundreds of KiB each at 20,000
+        # connected units) and compresses every frame once per recipient; instructions are short.
+        ws_per_message_deflate=False,
     )
 
 
