@@ -24,12 +24,22 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
+async def serving(
+    app: ASGIApp, *, lifespan: Literal["on", "off"] = "off", deflate: bool = True
+) -> AsyncIterator[str]:
     """uvicorn (its default WebSocket implementation) in this event loop; yields ``host:port``.
-    ``lifespan="off"`` for an app shared with other tests, which must not be shut down here."""
+    ``lifespan="off"`` for an app shared with other tests, which must not be shut down here;
+    ``deflate=False`` serves as ``eqian serve`` does, without per-message compression."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan=lifespan,
+            log_level="warning",
+            ws_per_message_deflate=deflate,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

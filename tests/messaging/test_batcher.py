@@ -12,10 +12,12 @@ from typing import Any, cast
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from eqian.core import pubsub
 from eqian.core.accounts import AuthSession
 from eqian.core.db import utcnow
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
+from eqian.messaging.direct import Shared
 from eqian.messaging.models import Instruction, Receipt
 from eqian.messaging.ws import AckBatcher, Conn, Op
 from eqian.organizations.models import Unit
@@ -35,8 +37,8 @@ class FakeConn:
     def frame(self, frame: dict[str, Any]) -> None:
         self.frames.append(frame)
 
-    def raw(self, text: str) -> None:
-        self.frames.append(json.loads(text))
+    def raw(self, out: str | Shared) -> None:
+        self.frames.append(json.loads(out if isinstance(out, str) else out.text))
 
     def close(self, code: int) -> None:
         self.closed_with = code
@@ -80,6 +82,10 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     )
     await db.execute(update(AuthSession).where(AuthSession.id == dead_auth).values(revoked_at=utcnow()))
 
+    boards: list[dict[str, Any]] = []
+    sub = pubsub.get_broker().subscribe(
+        service.channel_topic(ch), lambda _t, m: boards.append(m) if m.get("type") == "progress" else None
+    )
     batcher = AckBatcher(sessionmaker)
     unit_ids.remove(w.units["a1"])  # a1 acknowledges below, from a session that has ended
     fakes = [FakeConn() for _ in unit_ids]
@@ -109,8 +115,14 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     while not all(f.frames for f in fakes) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     await batcher.stop()
+    sub.close()
 
     assert all(f.frames == [{"type": "acked", "instruction_id": iid}] for f in fakes)
+    # The officer's board, published after the commits (batches may commit side by side on
+    # PostgreSQL), ends on the final count, never on an older one.
+    assert boards
+    assert boards[-1]["instruction_id"] == iid
+    assert boards[-1]["acknowledged"] == UNITS + 2
     assert repeat.frames == [{"type": "acked", "instruction_id": iid}]
     assert stranger.frames[0]["code"] == "not_found"
     assert ended.closed_with == 4001

@@ -16,7 +16,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 
-from eqian.messaging.direct import CaptureProtocol, DirectWriter
+from eqian.messaging.direct import CaptureProtocol, DirectWriter, Shared
 from eqian.messaging.ws import get_hub
 from tests.messaging.helpers import API, make_msg_world
 from tests.servers import serving
@@ -44,6 +44,55 @@ async def test_direct_write_in_order_and_refused_after_close() -> None:
         await ws.wait_closed()
     assert got == ["first", "second", "third"]
     assert results == [True, True, False]
+
+
+async def test_shared_frame_reaches_every_socket_with_or_without_compression() -> None:
+    """One ``Shared`` message, framed once, written to several sockets between awaited sends: each
+    client reads it intact and in order, whether the socket negotiated per-message deflate (then
+    the connection frames it) or not (the ready frame is written)."""
+    long_text = "请各单位于今晚八点前完成消防通道检查并回复。" * 40  # over 125 bytes: extended length
+    shared = Shared(json.dumps({"type": "notice", "text": long_text}, ensure_ascii=False))
+    writers: list[DirectWriter] = []
+    written: list[bool] = []
+    everyone_in = asyncio.Event()
+    clients = 3
+
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        writer = DirectWriter.of(ws.scope)
+        assert writer is not None
+        writers.append(writer)
+        await ws.send_text("before")
+        if len(writers) == clients:
+            everyone_in.set()
+        await everyone_in.wait()
+        if writer is writers[0]:
+            written.extend(w.send(shared) for w in writers)
+            for w in writers:
+                w.send("after")
+        await ws.receive_text()
+        await ws.close()
+        written.append(writer.send(shared))  # closed: nothing written, the caller would fall back
+
+    app = CaptureProtocol(Starlette(routes=[WebSocketRoute("/ws", endpoint)]))
+    for deflate in (False, True):
+        writers.clear()
+        written.clear()
+        everyone_in.clear()
+        async with serving(app, deflate=deflate) as base:
+            sockets = [await connect(f"ws://{base}/ws").__aenter__() for _ in range(clients)]
+            try:
+                got = [[await asyncio.wait_for(ws.recv(), 10) for _ in range(3)] for ws in sockets]
+                negotiated = [bool(ws.protocol.extensions) for ws in sockets]
+                for ws in sockets:
+                    await ws.send("go")
+                    await ws.wait_closed()
+            finally:
+                for ws in sockets:
+                    await ws.close()
+        assert negotiated == [deflate] * clients
+        assert got == [["before", shared.text, "after"]] * clients
+        assert written == [True] * clients + [False] * clients
 
 
 async def test_without_capture_there_is_no_direct_writer() -> None:

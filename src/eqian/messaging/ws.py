@@ -41,7 +41,7 @@ from eqian.core.db import among, utcnow
 from eqian.core.errors import AppError
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
-from eqian.messaging.direct import DirectWriter
+from eqian.messaging.direct import DirectWriter, Shared
 from eqian.messaging.models import Channel, Instruction, Receipt
 
 log = logging.getLogger("eqian.messaging.ws")
@@ -51,11 +51,15 @@ AUTH_TIMEOUT = 10.0
 CLOSE_BAD_AUTH = 4401
 CLOSE_BAD_ORIGIN = 4403
 CLOSE_SESSION_ENDED = 4001
-SWEEP_SECONDS = 15.0
+SWEEP_SECONDS = 15.0  # every socket's session is checked again within this
+SWEEP_SLICES = 15  # one slice of the sockets per tick: 10,000 checks at once cost a broadcast ~0.5 s
 PING_RECHECK_SECONDS = 5.0
 BATCH_SECONDS = 0.05
 INSTRUCTION_CACHE = 10_000  # instructions whose creation and channel a batcher remembers
 BATCH_SIZE = 2000  # receipts per transaction: 20,000 acknowledgements in ten commits
+# Batches of acknowledgements stored at once, each in its own transaction: while one waits for the
+# database the worker builds the next or answers the last, instead of the two taking turns.
+IN_FLIGHT = 2
 SESSION_COOKIE = "eqian_session"
 HOLD_SECONDS = 1.5
 HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
@@ -112,9 +116,9 @@ class Conn:
         """Nothing queued or being written: a frame written now keeps its place in the order."""
         return not self.busy and not self.closed and self.queue.empty()
 
-    def raw(self, text: str) -> None:
-        if self.direct is None or not self.idle() or not self.direct.send_text(text):
-            self.push(("raw", text))
+    def raw(self, out: str | Shared) -> None:
+        if self.direct is None or not self.idle() or not self.direct.send(out):
+            self.push(("raw", out if isinstance(out, str) else out.text))
 
     def behind(self, channel_id: int, seq: int) -> int:
         """Messages of the channel this socket still lacks before ``seq``: -1 when it has ``seq``
@@ -168,13 +172,29 @@ class AckBatcher:
         self.idle = asyncio.Event()
         self.idle.set()
         self.task: asyncio.Task[None] | None = None
+        self.flushing: set[asyncio.Task[None]] = set()
         self.stored_acks = 0
         self.batches = 0
         self.instructions: dict[int, tuple[dt.datetime, int]] = {}  # id -> (created_at, channel_id)
+        # Progress boards are counted and published by one task, after the commits that changed
+        # them: batches committing side by side could otherwise publish an older count last.
+        self.progress_due: set[int] = set()
+        self.progress_wakeup = asyncio.Event()
+        self.progress_task: asyncio.Task[None] | None = None
+        self.publishing = False
+        # SQLite has one writer: a second transaction would only wait for the first.
+        bind = factory.kw.get("bind")
+        self.in_flight = IN_FLIGHT if bind is not None and bind.dialect.name == "postgresql" else 1
 
     def start(self) -> None:
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
+
+    def _progress_changed(self, instruction_ids: set[int]) -> None:
+        self.progress_due |= instruction_ids
+        self.progress_wakeup.set()
+        if self.progress_task is None or self.progress_task.done():
+            self.progress_task = asyncio.create_task(self._publish_progress())
 
     def pending(self) -> int:
         return len(self.urgent) + len(self.low)
@@ -183,12 +203,17 @@ class AckBatcher:
         """Flush what is queued (for at most a few seconds), then stop."""
         if self.task is not None:
             for _ in range(100):
-                if not self.pending() and self.idle.is_set():
+                if not self.pending() and self.idle.is_set() and not (self.progress_due or self.publishing):
                     break
                 await asyncio.sleep(BATCH_SECONDS)
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        for task in (*self.flushing, self.progress_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def put(self, op: Op) -> None:
         self.start()
@@ -216,31 +241,63 @@ class AckBatcher:
             deadline = loop.time() + BATCH_SECONDS
             while len(self.urgent) < BATCH_SIZE and (remaining := deadline - loop.time()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(min(0.005, remaining))
+            # Acknowledgement batches run side by side (they touch different receipts but for a
+            # repeated acknowledgement); a batch of delivered marks runs alone, since it would
+            # update the same receipts as the acknowledgements in flight.
+            while len(self.flushing) >= self.in_flight or (self.flushing and not self.urgent):
+                await asyncio.wait(self.flushing, return_when=asyncio.FIRST_COMPLETED)
             batch = self._take()
             if not self.pending():
                 self.wakeup.clear()
             if not batch:
                 continue
             self.idle.clear()
-            for attempt in range(4):
-                try:
-                    await self.flush(batch)
-                    break
-                except Exception:
-                    log.exception("receipt batch of %d failed (attempt %d)", len(batch), attempt + 1)
-                    await asyncio.sleep(0.2 * 2**attempt)
-            else:
-                for op in batch:
-                    if op.kind == "ack" and op.conn is not None:
-                        op.conn.frame(
-                            {
-                                "type": "error",
-                                "code": "ack_failed",
-                                "message": "确认未能保存，请重试",
-                                "instruction_id": op.instruction_id,
-                            }
-                        )
+            task = asyncio.create_task(self._flush_retrying(batch))
+            self.flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self.flushing.discard(task)
+        if not self.flushing:
             self.idle.set()
+
+    async def _flush_retrying(self, batch: list[Op]) -> None:
+        for attempt in range(4):
+            try:
+                await self.flush(batch)
+                return
+            except Exception:
+                log.exception("receipt batch of %d failed (attempt %d)", len(batch), attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        for op in batch:
+            if op.kind == "ack" and op.conn is not None:
+                op.conn.frame(
+                    {
+                        "type": "error",
+                        "code": "ack_failed",
+                        "message": "确认未能保存，请重试",
+                        "instruction_id": op.instruction_id,
+                    }
+                )
+
+    async def _publish_progress(self) -> None:
+        while True:
+            await self.progress_wakeup.wait()
+            self.progress_wakeup.clear()
+            due, self.progress_due = self.progress_due, set()
+            self.publishing = True
+            try:
+                async with self.factory() as session:
+                    info = await self._instruction_info(session, due)
+                    for instruction_id in sorted(due):
+                        if instruction_id in info:
+                            await service.publish_progress(session, instruction_id, info[instruction_id][1])
+            except Exception:
+                log.exception("progress of instructions %s not published", sorted(due))
+                await asyncio.sleep(1.0)
+                self._progress_changed(due)  # counted again: a later board is never older
+            finally:
+                self.publishing = False
 
     async def _live_sessions(self, session: AsyncSession, auth_ids: set[int], dialect: str) -> set[int]:
         """Which of these sign-ins may still act (an ack from an ended session is not stored)."""
@@ -356,16 +413,15 @@ class AckBatcher:
             await session.commit()
             self.batches += 1
             self.stored_acks += sum(op.kind == "ack" for op in accepted)
-            touched = {op.instruction_id for op in accepted if op.kind in ("read", "ack")}
-            info = await self._instruction_info(session, touched)
-            for instruction_id in sorted(touched):
-                await service.publish_progress(session, instruction_id, info[instruction_id][1])
-        acked: dict[int, str] = {}  # one text per instruction, not one json.dumps per socket
+        touched = {op.instruction_id for op in accepted if op.kind in ("read", "ack")}
+        if touched:
+            self._progress_changed(touched)
+        acked: dict[int, Shared] = {}  # one frame per instruction, not one json.dumps per socket
         for op in accepted:
             if op.kind == "ack" and op.conn is not None:
                 iid = op.instruction_id
                 if iid not in acked:
-                    acked[iid] = _dumps({"type": "acked", "instruction_id": iid})
+                    acked[iid] = Shared(_dumps({"type": "acked", "instruction_id": iid}))
                 op.conn.raw(acked[iid])
         for op, reason in refused:
             if op.conn is None:
@@ -508,11 +564,11 @@ class Hub:
             self.feed_sub = pubsub.get_broker().subscribe(FEED_TOPIC, self._on_feed)
 
     def _on_feed(self, topic: str, item: dict[str, Any]) -> None:
-        text: str | None = None
+        out: Shared | None = None
         for conn in list(self.feed_conns):
             if feed_visible(conn.principal, item):
-                text = text or _dumps({"type": "feed", "item": item})
-                conn.raw(text)
+                out = out or Shared(_dumps({"type": "feed", "item": item}))
+                conn.raw(out)
 
     def leave(self, conn: Conn) -> None:
         self.conns.discard(conn)
@@ -543,21 +599,23 @@ class Hub:
             return
         kind = message.get("type")
         if kind == "message":
-            text = _dumps(message)
+            out = Shared(_dumps(message))
             seq = int(message["seq"])
             instruction = message.get("instruction")
             instruction_id = int(instruction["id"]) if instruction else None
             # One synchronous pass over the members, as a bare WebSocket server's broadcast does:
             # acknowledgements coming back wait until every idle socket has the message.
             for conn in members:
-                if not self._send_now(conn, channel_id, seq, text, instruction_id):
-                    conn.push(("msg", channel_id, seq, text, instruction_id))
+                if not self._send_now(conn, channel_id, seq, out, instruction_id):
+                    conn.push(("msg", channel_id, seq, out.text, instruction_id))
         elif kind == "progress":
-            text = _dumps(message)
+            out = Shared(_dumps(message))
             for conn in self.officers_by_channel.get(channel_id, ()):
-                conn.raw(text)
+                conn.raw(out)
 
-    def _send_now(self, conn: Conn, channel_id: int, seq: int, text: str, instruction_id: int | None) -> bool:
+    def _send_now(
+        self, conn: Conn, channel_id: int, seq: int, out: Shared, instruction_id: int | None
+    ) -> bool:
         """A live message written at once when nothing stands before it on this socket: not held
         for a resume, nothing queued, no gap to fill from the database (then False: the writer
         task does it in order)."""
@@ -566,7 +624,7 @@ class Hub:
         behind = conn.behind(channel_id, seq)
         if behind < 0:
             return True  # already sent on this connection
-        if behind > 0 or not conn.direct.send_text(text):
+        if behind > 0 or not conn.direct.send(out):
             return False
         self.direct_writes += 1
         self._sent(conn, channel_id, seq, instruction_id)
@@ -786,6 +844,7 @@ class Hub:
         out: dict[int, tuple[Any, ...]] = {}
         now = utcnow()
         async with self.factory() as session:
+            dialect = session.get_bind().dialect.name
             for start in range(0, len(ids), 1000):
                 rows = await session.execute(
                     select(
@@ -799,7 +858,7 @@ class Hub:
                     )
                     .join(User, User.id == AuthSession.user_id)
                     .where(
-                        AuthSession.id.in_(ids[start : start + 1000]),
+                        among(AuthSession.id, ids[start : start + 1000], dialect),
                         AuthSession.revoked_at.is_(None),
                         AuthSession.expires_at > now,
                         User.is_active.is_(True),
@@ -817,9 +876,10 @@ class Hub:
             conn.close(CLOSE_SESSION_ENDED)
         return ok
 
-    async def sweep(self) -> int:
-        """Close every socket whose session ended (logout, expiry, disabled user, role change)."""
-        conns = [c for c in self.conns if not c.closed]
+    async def sweep(self, part: tuple[int, int] | None = None) -> int:
+        """Close every socket whose session ended (logout, expiry, disabled user, role change);
+        with ``part=(k, n)`` only the sockets whose sign-in id is k modulo n."""
+        conns = [c for c in self.conns if not c.closed and (part is None or c.auth_id % part[1] == part[0])]
         if not conns:
             return 0
         live = await self._live_identities({c.auth_id for c in conns})
@@ -831,13 +891,15 @@ class Hub:
         return ended
 
     async def _sweep_forever(self) -> None:
+        tick = 0
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(SWEEP_SECONDS / SWEEP_SLICES)
             try:
-                await self.sweep()
+                await self.sweep((tick % SWEEP_SLICES, SWEEP_SLICES))
             except Exception:
                 log.exception("session sweep failed")
-            if self.settler is not None:
+            tick += 1
+            if self.settler is not None and tick % SWEEP_SLICES == 0:
                 self.settler.reclaim()
 
     async def shutdown(self) -> None:
