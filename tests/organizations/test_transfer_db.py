@@ -14,12 +14,13 @@ from typing import Any
 
 import openpyxl
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.core import audit
 from eqian.core.accounts import Role
 from eqian.core.audit import AuditLog
+from eqian.core.db import BULK_ROWS
 from eqian.core.errors import Conflict, Forbidden, ValidationFailed
 from eqian.core.ids import make_credit_code
 from eqian.core.permissions import Principal
@@ -630,3 +631,34 @@ async def test_audit_chain_stays_intact_across_imports(
         (3, "unit.import", "bureau_admin"),
         (4, "test.after", "system"),
     ]
+
+
+async def _analyze_count(db: AsyncSession, table: str) -> int | None:
+    if db.get_bind().dialect.name != "postgresql":
+        return None
+    await db.execute(text("SELECT pg_stat_clear_snapshot()"))
+    return await db.scalar(
+        text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = :t"), {"t": table}
+    )
+
+
+async def test_a_large_import_refreshes_the_planners_statistics(
+    db: AsyncSession, sessionmaker: Sessions, world: World, tmp_path: Path
+) -> None:
+    """On PostgreSQL the units table is analysed after an import of ≥ BULK_ROWS rows (a freshly
+    filled table without statistics gets nested-loop plans), not after a small one; SQLite is
+    left to its own heuristics."""
+    admin = actor(world, "bureau_admin")
+    before = await _analyze_count(db, "units")
+    small = write_csv(tmp_path / "small.csv", [new_row(make_credit_code("93330502C00000001"))])
+    assert (await run_import(sessionmaker, admin, small)).created == 1
+    assert await _analyze_count(db, "units") == before
+    rows: list[Row] = [
+        new_row(make_credit_code(f"93330502B{i:08d}"), name=f"织北第{i}号印染厂") for i in range(BULK_ROWS)
+    ]
+    assert (await run_import(sessionmaker, admin, write_csv(tmp_path / "big.csv", rows))).created == BULK_ROWS
+    after = await _analyze_count(db, "units")
+    if before is None:  # SQLite: no statistics table was made
+        assert await db.scalar(text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")) == 0
+    else:
+        assert after == before + 1

@@ -6,7 +6,17 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, DateTime, Integer, MetaData, SQLColumnExpression, any_, bindparam, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    MetaData,
+    SQLColumnExpression,
+    any_,
+    bindparam,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
@@ -114,3 +124,21 @@ def dialect_insert(session: AsyncSession) -> Any:
     """``insert`` of this session's dialect, for ``on_conflict_do_nothing`` (PostgreSQL and SQLite
     spell it alike)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+BULK_ROWS = 1000  # rows written by one import after which the planner's statistics are refreshed
+
+
+async def refresh_statistics(session: AsyncSession, tables: Iterable[str], *, rows: int) -> None:
+    """After an import wrote ``rows`` rows: ``ANALYZE`` the tables on PostgreSQL when that is many.
+
+    Autovacuum gets there within a minute or so; until then a table filled by one import has no (or
+    old) statistics and the planner may choose nested loops over it: an instruction's audience at
+    2,000 freshly imported units took 0.2–0.4 s that way (messaging.service.member_clause). SQLite
+    keeps no statistics unless asked and plans by its heuristics; nothing to refresh there."""
+    if rows < BULK_ROWS or session.get_bind().dialect.name != "postgresql":
+        return
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    for table in tables:
+        await session.execute(text(f"ANALYZE {quote(table)}"))
+    await session.commit()

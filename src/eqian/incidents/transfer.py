@@ -32,7 +32,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit
-from eqian.core.db import utcnow
+from eqian.core.db import refresh_statistics, utcnow
 from eqian.core.errors import ValidationFailed
 from eqian.core.outbox import OutboxEvent
 from eqian.core.permissions import Principal
@@ -487,6 +487,9 @@ async def import_rows(
         },
     )
     await session.commit()
+    await refresh_statistics(
+        session, [Incident.__tablename__, IncidentEvent.__tablename__], rows=result.created
+    )
     return result
 
 

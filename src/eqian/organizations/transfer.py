@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from eqian.core import audit
-from eqian.core.db import utcnow
+from eqian.core.db import refresh_statistics, utcnow
 from eqian.core.errors import AppError, Conflict, ValidationFailed
 from eqian.core.ids import IdentifierError, validate_credit_code
 from eqian.core.permissions import Principal, ScopeKind
@@ -719,6 +719,7 @@ async def import_units(
             changes={"file": path.name, "created": result.created, "updated": result.updated},
         )
         await session.commit()
+        await refresh_statistics(session, [Unit.__tablename__], rows=result.created + result.updated)
         return result
     except IntegrityError:
         await session.rollback()
