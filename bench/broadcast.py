@@ -78,10 +78,19 @@ def raise_nofile(want: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: each socket stays bound until all are chosen, since the kernel may
+    hand a just-closed port out again (two workers once got the same one; the second could not bind
+    and the first answered for both)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -412,8 +421,7 @@ def start_workers(
         # Redis pub/sub ignores database numbers: a prefix of our own keeps other runs' topics out.
         "EQIAN_PUBSUB_PREFIX": f"bench-{secrets.token_hex(4)}",
     }
-    for i in range(count):
-        port = free_port()
+    for i, port in enumerate(free_ports(count)):
         # The log file lives as long as the worker process.
         log = open((log_dir or servers.tmp) / f"worker{i}.log", "wb")  # noqa: SIM115
         cmd = [
@@ -929,7 +937,7 @@ async def baseline_round(
     tmp = Path(tempfile.mkdtemp(prefix="eqian-bare-"))
     token_file = tmp / "tokens.txt"
     token_file.write_text("\n".join(tokens))
-    ports = [free_port() for _ in range(workers)]
+    ports = free_ports(workers)
     procs = [
         ctx.Process(target=bare_server_process, args=(p, str(token_file), control), daemon=True)
         for p in ports

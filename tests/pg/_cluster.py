@@ -78,7 +78,7 @@ class Cluster:
     starts: int = 0
 
     def __post_init__(self) -> None:
-        self.ports = [harness.free_port() for _ in range(self.count)]
+        self.ports = harness.free_ports(self.count)
         self.procs = [None] * self.count
         self.base_env = {
             **os.environ,
