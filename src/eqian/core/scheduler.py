@@ -2,6 +2,11 @@
 
 Every job must be idempotent: with several workers each runs it, and a second run of the same
 moment finds nothing new to do. A job takes a session and ``now`` and commits its own work.
+
+A worker runs each job first at a random moment within one period of starting, not at once: the
+workers of a restart would otherwise all run every job in the same second (the hourly cockpit sweep
+re-marks fourteen months, which the refresh then recomputes), on top of the burst of reconnecting
+clients, and stay in step ever after.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,8 +47,15 @@ async def run_once(factory: async_sessionmaker[AsyncSession], jobs: Sequence[Job
     return done
 
 
-async def run_forever(factory: async_sessionmaker[AsyncSession], jobs: Sequence[Job]) -> None:
-    next_run = {job.name: 0.0 for job in jobs}
+def first_runs(jobs: Sequence[Job], now: float, rng: random.Random) -> dict[str, float]:
+    """When each job first runs: somewhere in its first period, independently per worker."""
+    return {job.name: now + rng.uniform(0, job.every_seconds) for job in jobs}
+
+
+async def run_forever(
+    factory: async_sessionmaker[AsyncSession], jobs: Sequence[Job], rng: random.Random | None = None
+) -> None:
+    next_run = first_runs(jobs, time.monotonic(), rng or random.Random())  # noqa: S311 - timing, not secrets
     while True:
         now = time.monotonic()
         due = [job for job in jobs if next_run[job.name] <= now]
