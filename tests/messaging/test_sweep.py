@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from eqian.core.accounts import AuthSession
 from eqian.core.db import utcnow
-from eqian.messaging.ws import get_hub
+from eqian.messaging.ws import SWEEP_SLICES, get_hub
 from tests.messaging.helpers import make_msg_world
 from tests.servers import closed_with, serving
 
@@ -48,8 +48,8 @@ async def test_sweep_closes_ended_sessions_slice_by_slice(app: FastAPI, db: Asyn
         first, second = auth_ids["unit_security"], auth_ids["unit_security_a2"]
         assert first is not None
         assert second is not None
-        slices = abs(first - second) + 1  # the two sign-ins fall in different slices
-        assert await hub.sweep((first % slices, slices)) == 1
+        assert (first - second) % SWEEP_SLICES  # the two sign-ins fall in different slices
+        assert await hub.sweep(first % SWEEP_SLICES) == 1
         assert await closed_with(sockets["unit_security"]) == 4001
         assert not sockets["unit_security_a2"].close_code
         assert await hub.sweep() == 1  # a full sweep finds the other
