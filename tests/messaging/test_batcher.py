@@ -151,3 +151,52 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     # 1,200 acknowledgements in a handful of transactions, not one each.
     assert batcher.batches <= 6, batcher.batches
     assert batcher.stored_acks == UNITS + 3  # the repeat matched no row but was part of a batch
+
+
+async def test_delivered_marks_wait_for_acknowledgements_and_keep_their_time(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A delivered mark is held (DELIVERED_HOLD) so that an acknowledgement coming soon after stores
+    both in one write, with delivered_at the time the frame went out; a mark without an
+    acknowledgement is written after the hold (or when the batcher stops)."""
+    mw = await make_msg_world(db)
+    officer = Principal.of(mw.user("station_officer"))
+    async with sessionmaker() as session:
+        out = await service.create_instruction(
+            session,
+            officer,
+            schemas.InstructionIn(
+                channel_id=mw.channels[f"station:{mw.world.station_a}"],
+                title="消防检查",
+                deadline=utcnow() + dt.timedelta(hours=1),
+            ),
+        )
+    units = list(await db.scalars(select(Receipt.unit_id).where(Receipt.instruction_id == out.id)))
+    acker, silent = units[0], units[1]
+    user = mw.user("unit_security_a2")
+    auth_id = await db.scalar(select(AuthSession.id).where(AuthSession.user_id == user.id))
+    sent_at = utcnow() - dt.timedelta(seconds=3)
+    batcher = AckBatcher(sessionmaker)
+    batcher.put(Op("delivered", out.id, acker, at=sent_at))
+    batcher.put(Op("delivered", out.id, silent, at=sent_at))
+    fake = FakeConn()
+    batcher.put(Op("ack", out.id, acker, user_id=user.id, auth_id=auth_id, conn=cast(Conn, fake)))
+    deadline = time.monotonic() + 10
+    while not fake.frames and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+    def receipt(unit_id: int) -> Any:
+        return select(Receipt.delivered_at, Receipt.acknowledged_at).where(
+            Receipt.instruction_id == out.id, Receipt.unit_id == unit_id
+        )
+
+    delivered, acknowledged = (await db.execute(receipt(acker))).one()
+    assert acknowledged is not None
+    assert abs((delivered - sent_at).total_seconds()) < 0.01  # the send time, not the ack's
+    await asyncio.sleep(0.5)  # well past a batch's gathering, well inside the hold
+    assert (await db.execute(receipt(silent))).one()[0] is None  # still on hold
+    assert batcher.batches == 1
+    await batcher.stop()
+    delivered, acknowledged = (await db.execute(receipt(silent))).one()
+    assert acknowledged is None
+    assert abs((delivered - sent_at).total_seconds()) < 0.01

@@ -984,14 +984,15 @@ DELIVERED_SQL = text(
     "UPDATE msg_receipts SET delivered_at = :at "
     "WHERE instruction_id = :i AND unit_id = :u AND delivered_at IS NULL"
 )
+# :dlv is when the message went out to the unit, where the socket knew it (else the same as :at).
 READ_SQL = text(
-    "UPDATE msg_receipts SET read_at = :at, delivered_at = COALESCE(delivered_at, :at) "
+    "UPDATE msg_receipts SET read_at = :at, delivered_at = COALESCE(delivered_at, :dlv) "
     "WHERE instruction_id = :i AND unit_id = :u AND read_at IS NULL"
 )
 ACK_SQL = text(
     "UPDATE msg_receipts SET acknowledged_at = :at, ack_user_id = :user, ack_text = :text, "
     "ack_latency_seconds = :latency, read_at = COALESCE(read_at, :at), "
-    "delivered_at = COALESCE(delivered_at, :at) "
+    "delivered_at = COALESCE(delivered_at, :dlv) "
     "WHERE instruction_id = :i AND unit_id = :u AND acknowledged_at IS NULL"
 )
 
@@ -1009,17 +1010,19 @@ PG_BULK_SQL = {
         "RETURNING r.instruction_id, r.unit_id"
     ),
     "read": text(
-        "UPDATE msg_receipts AS r SET read_at = v.at, delivered_at = COALESCE(r.delivered_at, v.at) "
-        "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[])) AS v(i, u, at) "
+        "UPDATE msg_receipts AS r SET read_at = v.at, delivered_at = COALESCE(r.delivered_at, v.dlv) "
+        "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[]), "
+        "CAST(:dlv AS timestamptz[])) AS v(i, u, at, dlv) "
         "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.read_at IS NULL "
         "RETURNING r.instruction_id, r.unit_id"
     ),
     "ack": text(
         "UPDATE msg_receipts AS r SET acknowledged_at = v.at, ack_user_id = v.usr, ack_text = v.txt, "
         "ack_latency_seconds = GREATEST(0, EXTRACT(EPOCH FROM v.at - ins.created_at)), "
-        "read_at = COALESCE(r.read_at, v.at), delivered_at = COALESCE(r.delivered_at, v.at) "
+        "read_at = COALESCE(r.read_at, v.at), delivered_at = COALESCE(r.delivered_at, v.dlv) "
         "FROM unnest(CAST(:i AS int[]), CAST(:u AS int[]), CAST(:at AS timestamptz[]), "
-        "CAST(:user AS int[]), CAST(:text AS text[])) AS v(i, u, at, usr, txt) "
+        "CAST(:user AS int[]), CAST(:text AS text[]), CAST(:dlv AS timestamptz[])) "
+        "AS v(i, u, at, usr, txt, dlv) "
         "JOIN msg_instructions AS ins ON ins.id = v.i "
         "WHERE r.instruction_id = v.i AND r.unit_id = v.u AND r.acknowledged_at IS NULL "
         "RETURNING r.instruction_id, r.unit_id"
@@ -1029,8 +1032,8 @@ ROW_SQL = {"delivered": DELIVERED_SQL, "read": READ_SQL, "ack": ACK_SQL}
 
 
 async def store_receipt_rows(session: AsyncSession, kind: str, rows: list[dict[str, Any]]) -> None:
-    """Apply receipt updates of one kind row by row (each row: at, i, u, and for "ack" user, text,
-    latency); any dialect."""
+    """Apply receipt updates of one kind row by row (each row: at, i, u; for "read" and "ack" dlv;
+    for "ack" user, text, latency); any dialect."""
     if rows:
         await session.execute(ROW_SQL[kind], rows)
 
@@ -1038,15 +1041,18 @@ async def store_receipt_rows(session: AsyncSession, kind: str, rows: list[dict[s
 async def store_receipt_arrays(
     session: AsyncSession, kind: str, rows: list[dict[str, Any]]
 ) -> set[tuple[int, int]]:
-    """PostgreSQL: apply receipt updates of one kind in one statement (each row: at, i, u, and for
-    "ack" user and text); the (instruction, unit) pairs it changed. The first row of a pair wins,
-    as when they are applied one by one: later ones find the receipt already marked."""
+    """PostgreSQL: apply receipt updates of one kind in one statement (each row: at, i, u; for
+    "read" and "ack" dlv; for "ack" user and text); the (instruction, unit) pairs it changed. The
+    first row of a pair wins, as when they are applied one by one: later ones find the receipt
+    already marked."""
     if not rows:
         return set()
     first: dict[tuple[int, int], dict[str, Any]] = {}
     for row in rows:
         first.setdefault((row["i"], row["u"]), row)
-    keys = ("at", "i", "u", "user", "text") if kind == "ack" else ("at", "i", "u")
+    keys = {"ack": ("at", "i", "u", "user", "text", "dlv"), "read": ("at", "i", "u", "dlv")}.get(
+        kind, ("at", "i", "u")
+    )
     result = await session.execute(PG_BULK_SQL[kind], {k: [row[k] for row in first.values()] for k in keys})
     return {(i, u) for i, u in result}
 
@@ -1092,6 +1098,7 @@ async def acknowledge(
         ACK_SQL,
         {
             "at": bind_time(session, now),
+            "dlv": bind_time(session, now),
             "user": actor.user_id,
             "text": ack_text or None,
             "latency": (now - instruction.created_at).total_seconds(),
@@ -1106,7 +1113,8 @@ async def acknowledge(
 
 async def mark_read(session: AsyncSession, actor: Principal, instruction_id: int) -> schemas.ReceiptOut:
     instruction, unit_id = await _unit_receipt(session, actor, instruction_id)
-    await session.execute(READ_SQL, {"at": bind_time(session, utcnow()), "i": instruction.id, "u": unit_id})
+    at = bind_time(session, utcnow())
+    await session.execute(READ_SQL, {"at": at, "dlv": at, "i": instruction.id, "u": unit_id})
     await session.commit()
     await publish_progress(session, instruction.id, instruction.channel_id)
     return await _receipt_of(session, instruction.id, unit_id)

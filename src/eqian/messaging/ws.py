@@ -60,6 +60,10 @@ BATCH_SIZE = 2000  # receipts per transaction: 20,000 acknowledgements in ten co
 # Batches of acknowledgements stored at once, each in its own transaction: while one waits for the
 # database the worker builds the next or answers the last, instead of the two taking turns.
 IN_FLIGHT = 2
+# A delivered mark waits this long before it is written: the unit's acknowledgement usually comes
+# first and fills delivered_at itself (with the time the frame went out), so a broadcast does not
+# update every receipt twice while its acknowledgements are still arriving.
+DELIVERED_HOLD = 2.0
 SESSION_COOKIE = "eqian_session"
 HOLD_SECONDS = 1.5
 HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
@@ -156,6 +160,7 @@ class Op:
     text: str | None = None
     at: dt.datetime = field(default_factory=utcnow)
     conn: Conn | None = None
+    delivered: dt.datetime | None = None  # when the message went out, from a delivered mark it replaced
 
 
 RECEIPTS, INSTRUCTIONS = service.table_of(Receipt), service.table_of(Instruction)
@@ -172,6 +177,8 @@ class AckBatcher:
         # One "delivered" mark per (instruction, unit); an acknowledgement or read of the pair
         # replaces it, since it fills delivered_at itself.
         self.low: dict[tuple[int, int], Op] = {}
+        self.low_since = 0.0  # loop time when the oldest waiting delivered mark came in
+        self.stopping = False
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -205,6 +212,7 @@ class AckBatcher:
 
     async def stop(self) -> None:
         """Flush what is queued (for at most a few seconds), then stop."""
+        self.stopping = True  # delivered marks are written now, not after their hold
         if self.task is not None:
             for _ in range(100):
                 if not self.pending() and self.idle.is_set() and not (self.progress_due or self.publishing):
@@ -223,9 +231,13 @@ class AckBatcher:
         self.start()
         pair = (op.instruction_id, op.unit_id)
         if op.kind == "delivered":
+            if not self.low:
+                self.low_since = asyncio.get_running_loop().time()
             self.low.setdefault(pair, op)
         else:
-            self.low.pop(pair, None)
+            held = self.low.pop(pair, None)
+            if held is not None and op.delivered is None:
+                op.delivered = held.at
             self.urgent.append(op)
         self.wakeup.set()
 
@@ -234,8 +246,15 @@ class AckBatcher:
         # and an acknowledgement fills in delivered_at itself, so the delivered marks lose nothing.
         if self.urgent:
             return [self.urgent.popleft() for _ in range(min(BATCH_SIZE, len(self.urgent)))]
+        if not self._low_due():
+            return []
         pairs = list(itertools.islice(self.low, BATCH_SIZE))
         return [self.low.pop(pair) for pair in pairs]
+
+    def _low_due(self) -> bool:
+        return bool(self.low) and (
+            self.stopping or asyncio.get_running_loop().time() - self.low_since >= DELIVERED_HOLD
+        )
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -254,6 +273,8 @@ class AckBatcher:
             if not self.pending():
                 self.wakeup.clear()
             if not batch:
+                if self.low and not self.urgent:
+                    await asyncio.sleep(BATCH_SECONDS)  # delivered marks on hold
                 continue
             self.idle.clear()
             task = asyncio.create_task(self._flush_retrying(batch))
@@ -356,6 +377,8 @@ class AckBatcher:
         rows: dict[str, list[dict[str, Any]]] = {"delivered": [], "read": [], "ack": []}
         for op in ops:
             row: dict[str, Any] = {"at": op.at, "i": op.instruction_id, "u": op.unit_id}
+            if op.kind != "delivered":
+                row["dlv"] = op.delivered or op.at
             if op.kind == "ack":
                 row |= {"user": op.user_id, "text": op.text or None}
             rows[op.kind].append(row)
@@ -377,6 +400,8 @@ class AckBatcher:
             if (op.instruction_id, op.unit_id) not in known:
                 continue
             params: dict[str, Any] = {"at": as_bound(op.at), "i": op.instruction_id, "u": op.unit_id}
+            if op.kind != "delivered":
+                params["dlv"] = as_bound(op.delivered or op.at)
             if op.kind == "ack":
                 created = info[op.instruction_id][0]
                 params |= {
