@@ -429,3 +429,37 @@ async def test_bureau_assistance_belongs_to_the_station_of_the_nearest_unit(
     assert resp.status_code == 201, resp.text
     assert resp.json()["station_id"] == w.station_b
     assert resp.json()["recipients"] == 5  # every unit is within the radius, of both stations
+    # Station A's officers follow it too, for their own units only; replies of either station's
+    # units reach both, and the unit of another station never sees the other's units.
+    aid = resp.json()["id"]
+    listed = await client.get(f"{API}/assistance", headers=mw.headers["station_officer"])
+    assert aid in [a["id"] for a in listed.json()["items"]]
+    detail = await client.get(f"{API}/assistance/{aid}", headers=mw.headers["station_officer"])
+    assert detail.status_code == 200, detail.text
+    station_of = {w.units[k]: k[0] for k in ("a1", "a2", "a3", "b1", "b2") if k in w.units}
+    assert {station_of.get(u["id"]) for u in detail.json()["recipient_units"]} == {"a"}
+    reply = await client.post(
+        f"{API}/assistance/{aid}/replies",
+        json={"body": "本店监控已调取"},
+        headers=mw.headers["unit_security"],
+    )
+    assert reply.status_code == 201, reply.text
+    for officer in ("station_officer", "station_officer_b", "bureau_admin"):
+        seen = await client.get(f"{API}/assistance/{aid}", headers=mw.headers[officer])
+        assert [r["body"] for r in seen.json()["replies"]] == ["本店监控已调取"], officer
+    # A station none of whose units it reaches does not see it.
+    far = {
+        "description": "协查走失老人",
+        "lat": 30.842,
+        "lng": 120.26,
+        "radius_m": 1000,
+        "unit_categories": [],
+    }
+    await db.execute(update(Unit).where(Unit.station_id == w.station_a).values(lat=31.5))
+    await db.commit()
+    only_b = await client.post(f"{API}/assistance", json=far, headers=mw.headers["bureau_admin"])
+    assert only_b.status_code == 201, only_b.text
+    hidden = await client.get(
+        f"{API}/assistance/{only_b.json()['id']}", headers=mw.headers["station_officer"]
+    )
+    assert hidden.status_code == 404

@@ -157,7 +157,20 @@ def channel_clause(actor: Principal) -> ColumnElement[bool]:
     if scope.kind is ScopeKind.ALL:
         return true()
     if scope.kind is ScopeKind.STATIONS:
-        return or_(Channel.station_id.in_(scope.station_ids), explicit)
+        return or_(
+            Channel.station_id.in_(scope.station_ids),
+            explicit,
+            # A bureau's request or group reaching units of several stations belongs to one of
+            # them, but every station whose units it reaches follows their replies.
+            and_(
+                Channel.kind.in_(("group", "assistance")),
+                Channel.id.in_(
+                    select(ChannelUnit.channel_id)
+                    .join(Unit, Unit.id == ChannelUnit.unit_id)
+                    .where(Unit.station_id.in_(scope.station_ids))
+                ),
+            ),
+        )
     mine = affairs_clause(scope)
     active = Unit.status == "active"
     return or_(
@@ -336,12 +349,21 @@ def _station_of(actor: Principal) -> int | None:
     return None
 
 
-async def _announce_channel(channel: Channel, unit_ids: Iterable[int], user_ids: Iterable[int]) -> None:
+async def _announce_channel(
+    channel: Channel,
+    unit_ids: Iterable[int],
+    user_ids: Iterable[int],
+    station_ids: Iterable[int] = (),
+) -> None:
+    """Open sockets that may read a new channel join it: its own station's officers, those of the
+    stations of its units (``station_ids``), its units and its explicit members."""
+    stations = set(station_ids) | ({channel.station_id} if channel.station_id is not None else set())
     await pubsub.publish(
         CHANNELS_TOPIC,
         {
             "channel_id": channel.id,
             "station_id": channel.station_id,
+            "station_ids": sorted(stations),
             "unit_ids": sorted(set(unit_ids)),
             "user_ids": sorted(set(user_ids)),
         },
@@ -351,13 +373,13 @@ async def _announce_channel(channel: Channel, unit_ids: Iterable[int], user_ids:
 async def create_group(session: AsyncSession, actor: Principal, body: schemas.GroupIn) -> schemas.ChannelOut:
     if actor.role not in OFFICER_ROLES:
         raise Forbidden("只有民警可以建立群组")
+    unit_stations: dict[int, int] = {}
     if body.unit_ids:
-        found = set(
-            await session.scalars(
-                select(Unit.id).where(Unit.id.in_(body.unit_ids), affairs_clause(actor.scope))
-            )
+        rows = await session.execute(
+            select(Unit.id, Unit.station_id).where(Unit.id.in_(body.unit_ids), affairs_clause(actor.scope))
         )
-        if missing := [u for u in body.unit_ids if u not in found]:
+        unit_stations = {row[0]: row[1] for row in rows}
+        if missing := [u for u in body.unit_ids if u not in unit_stations]:
             raise field_error("unit_ids", f"单位不存在或不在您的辖区内: {missing[:5]}", "not_found")
     if body.user_ids:
         found = set(
@@ -385,7 +407,7 @@ async def create_group(session: AsyncSession, actor: Principal, body: schemas.Gr
         {"name": body.name, "units": len(body.unit_ids), "users": len(users)},
     )
     await session.commit()
-    await _announce_channel(channel, body.unit_ids, users)
+    await _announce_channel(channel, body.unit_ids, users, unit_stations.values())
     return schemas.ChannelOut.model_validate(channel)
 
 
@@ -1377,7 +1399,7 @@ async def create_assistance(
         {"radius_m": body.radius_m, "recipients": len(units), "categories": body.unit_categories},
     )
     await session.commit()
-    await _announce_channel(channel, [u for u, _ in units], [actor.user_id])
+    await _announce_channel(channel, [u for u, _ in units], [actor.user_id], [s for _, s in units])
     await publish_message(session, message)
     return await assistance_detail(session, actor, assistance.id)
 

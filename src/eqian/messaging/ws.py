@@ -673,7 +673,9 @@ class Hub:
         channel_id = int(event["channel_id"])
         units = set(event.get("unit_ids") or [])
         users = set(event.get("user_ids") or [])
-        station_id = event.get("station_id")
+        stations = set(event.get("station_ids") or ())
+        if event.get("station_id") is not None:
+            stations.add(event["station_id"])
         for conn in list(self.conns):
             if channel_id in conn.channels:
                 continue
@@ -682,7 +684,7 @@ class Hub:
                 conn.user_id in users
                 or (conn.unit_id is not None and conn.unit_id in units)
                 or p.scope.is_all
-                or (station_id is not None and station_id in p.scope.station_ids)
+                or not stations.isdisjoint(p.scope.station_ids)
                 or p.role is Role.LIAISON_OFFICER
             ):
                 conn.push(("join", channel_id))
