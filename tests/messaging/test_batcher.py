@@ -22,7 +22,7 @@ from eqian.messaging.models import Instruction, Receipt
 from eqian.messaging.ws import AckBatcher, Conn, Op
 from eqian.organizations.models import Unit
 from tests.factories import credit_code
-from tests.messaging.helpers import make_msg_world
+from tests.messaging.helpers import MsgWorld, make_msg_world
 
 UNITS = 1200
 
@@ -44,6 +44,23 @@ class FakeConn:
         self.closed_with = code
 
 
+async def _instruct_station_a(
+    mw: MsgWorld, sessionmaker: async_sessionmaker[AsyncSession], title: str
+) -> int:
+    """An instruction from station A's officer to every unit of station A; its id."""
+    async with sessionmaker() as session:
+        out = await service.create_instruction(
+            session,
+            Principal.of(mw.user("station_officer")),
+            schemas.InstructionIn(
+                channel_id=mw.channels[f"station:{mw.world.station_a}"],
+                title=title,
+                deadline=utcnow() + dt.timedelta(hours=1),
+            ),
+        )
+    return out.id
+
+
 async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
     db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -63,16 +80,7 @@ async def test_acks_are_batched_idempotent_and_confirmed_after_commit(
         ],
     )
     ch = mw.channels[f"station:{w.station_a}"]
-    officer = Principal.of(mw.user("station_officer"))
-    async with sessionmaker() as session:
-        out = await service.create_instruction(
-            session,
-            officer,
-            schemas.InstructionIn(
-                channel_id=ch, title="春季安全检查", deadline=utcnow() + dt.timedelta(hours=1)
-            ),
-        )
-    iid = out.id
+    iid = await _instruct_station_a(mw, sessionmaker, "春季安全检查")
     unit_ids = list(await db.scalars(select(Receipt.unit_id).where(Receipt.instruction_id == iid)))
     assert len(unit_ids) == UNITS + 3
     a2_user = mw.user("unit_security_a2")
@@ -160,34 +168,24 @@ async def test_delivered_marks_wait_for_acknowledgements_and_keep_their_time(
     both in one write, with delivered_at the time the frame went out; a mark without an
     acknowledgement is written after the hold (or when the batcher stops)."""
     mw = await make_msg_world(db)
-    officer = Principal.of(mw.user("station_officer"))
-    async with sessionmaker() as session:
-        out = await service.create_instruction(
-            session,
-            officer,
-            schemas.InstructionIn(
-                channel_id=mw.channels[f"station:{mw.world.station_a}"],
-                title="消防检查",
-                deadline=utcnow() + dt.timedelta(hours=1),
-            ),
-        )
-    units = list(await db.scalars(select(Receipt.unit_id).where(Receipt.instruction_id == out.id)))
+    iid = await _instruct_station_a(mw, sessionmaker, "消防检查")
+    units = list(await db.scalars(select(Receipt.unit_id).where(Receipt.instruction_id == iid)))
     acker, silent = units[0], units[1]
     user = mw.user("unit_security_a2")
     auth_id = await db.scalar(select(AuthSession.id).where(AuthSession.user_id == user.id))
     sent_at = utcnow() - dt.timedelta(seconds=3)
     batcher = AckBatcher(sessionmaker)
-    batcher.put(Op("delivered", out.id, acker, at=sent_at))
-    batcher.put(Op("delivered", out.id, silent, at=sent_at))
+    batcher.put(Op("delivered", iid, acker, at=sent_at))
+    batcher.put(Op("delivered", iid, silent, at=sent_at))
     fake = FakeConn()
-    batcher.put(Op("ack", out.id, acker, user_id=user.id, auth_id=auth_id, conn=cast(Conn, fake)))
+    batcher.put(Op("ack", iid, acker, user_id=user.id, auth_id=auth_id, conn=cast(Conn, fake)))
     deadline = time.monotonic() + 10
     while not fake.frames and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
 
     def receipt(unit_id: int) -> Any:
         return select(Receipt.delivered_at, Receipt.acknowledged_at).where(
-            Receipt.instruction_id == out.id, Receipt.unit_id == unit_id
+            Receipt.instruction_id == iid, Receipt.unit_id == unit_id
         )
 
     delivered, acknowledged = (await db.execute(receipt(acker))).one()
