@@ -21,6 +21,8 @@ from eqian.core.permissions import Principal
 # One message for unknown user, wrong password and locked account, so a caller cannot tell
 # which accounts exist or which are locked.
 LOGIN_FAILED = "用户名或密码错误，或账户已被临时锁定（连续失败 5 次锁定 15 分钟）"
+# The page session cookie; read by the request dependencies, the /ws hub and the rate limiter.
+SESSION_COOKIE = "eqian_session"
 
 
 # Published after a commit that ends sessions, so every worker's /ws hub closes those sockets at

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 
 import redis.asyncio as aioredis
 
+from eqian.core.auth import SESSION_COOKIE
 from eqian.core.config import Settings
 from eqian.core.pubsub import split_prefix
 
@@ -221,7 +222,7 @@ def credential_key(scope: Scope) -> str | None:
         elif name == b"cookie" and raw is None:
             for part in value.decode("latin-1").split(";"):
                 k, _, v = part.strip().partition("=")
-                if k == "eqian_session" and v:
+                if k == SESSION_COOKIE and v:
                     raw = "c:" + v
     if not raw:
         return None

@@ -64,7 +64,6 @@ IN_FLIGHT = 2
 # first and fills delivered_at itself (with the time the frame went out), so a broadcast does not
 # update every receipt twice while its acknowledgements are still arriving.
 DELIVERED_HOLD = 2.0
-SESSION_COOKIE = "eqian_session"
 HOLD_SECONDS = 1.5
 HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
 CLOSE_TRY_AGAIN = 1013
@@ -985,7 +984,7 @@ def origin_allowed(origin: str, ws: WebSocket, settings: Settings) -> bool:
 
 async def _authenticate(ws: WebSocket, handshakes: HandshakeBatcher) -> Opening | None:
     ip = ws.client.host if ws.client else None
-    cookie = ws.cookies.get(SESSION_COOKIE)
+    cookie = ws.cookies.get(auth.SESSION_COOKIE)
     if cookie:
         opening = await handshakes.open(cookie, "cookie", ip)
         if opening is not None:

@@ -14,7 +14,7 @@ from eqian.core.config import Settings
 from eqian.core.errors import Forbidden, Unauthorized
 from eqian.core.permissions import Principal
 
-SESSION_COOKIE = "eqian_session"
+SESSION_COOKIE = auth.SESSION_COOKIE
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
