@@ -4,6 +4,8 @@ and how a WebSocket was closed."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,10 +19,29 @@ from websockets.exceptions import ConnectionClosed
 TIMEOUT = 10.0
 
 
+# Ports for the servers the tests start: below the kernel's ephemeral range (32768-60999 by
+# default, which bind(0) and outgoing connections draw from) and in a block of their own per xdist
+# worker. A port found by binding to 0 and closing could be taken by another worker's server
+# before ours bound it; that server then answered our health check, and our tokens got 4401 from a
+# server on another database.
+PORT_BLOCK = 400
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_INDEX = int(_WORKER[2:]) + 1 if _WORKER.startswith("gw") and _WORKER[2:].isdigit() else 0
+_PORTS = itertools.cycle(range(20000 + PORT_BLOCK * _INDEX, 20000 + PORT_BLOCK * (_INDEX + 1)))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of this test process's block that nothing listens on now; successive calls give
+    successive ports, so servers started together never share one."""
+    for _ in range(PORT_BLOCK):
+        port = next(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in this worker's block of {PORT_BLOCK}")
 
 
 @asynccontextmanager

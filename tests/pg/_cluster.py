@@ -21,6 +21,8 @@ from pathlib import Path
 
 from bench import broadcast as harness
 
+from tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 EQIAN = str(Path(sys.executable).with_name("eqian"))
 
@@ -78,7 +80,7 @@ class Cluster:
     starts: int = 0
 
     def __post_init__(self) -> None:
-        self.ports = harness.free_ports(self.count)
+        self.ports = [free_port() for _ in range(self.count)]
         self.procs = [None] * self.count
         self.base_env = {
             **os.environ,
