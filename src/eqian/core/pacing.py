@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 # How batch jobs beside the service pace themselves unless told otherwise: three seconds of pause
 # per second of work, at most a quarter of a core taken from the live service. Chosen with
@@ -20,15 +21,22 @@ BATCH_PACE = 3.0
 
 
 class Pacer:
-    def __init__(self, ratio: float = 0.0) -> None:
+    def __init__(
+        self,
+        ratio: float = 0.0,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.ratio = max(0.0, ratio)
-        self.mark = time.perf_counter()
+        self.clock, self.sleep = clock, sleep
+        self.mark = clock()
         self.paused = 0.0
 
     async def step(self) -> None:
         """A point where the job may pause; with ratio 0 it only lets the event loop run others."""
-        worked = time.perf_counter() - self.mark
+        worked = self.clock() - self.mark
         pause = worked * self.ratio
-        await asyncio.sleep(pause)
+        await self.sleep(pause)
         self.paused += pause
-        self.mark = time.perf_counter()
+        self.mark = self.clock()
