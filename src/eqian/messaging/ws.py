@@ -64,6 +64,7 @@ IN_FLIGHT = 2
 # first and fills delivered_at itself (with the time the frame went out), so a broadcast does not
 # update every receipt twice while its acknowledgements are still arriving.
 DELIVERED_HOLD = 2.0
+PROGRESS_EVERY = 0.25  # seconds between two progress boards of one worker
 HOLD_SECONDS = 1.5
 HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
 CLOSE_TRY_AGAIN = 1013
@@ -322,6 +323,10 @@ class AckBatcher:
                 self._progress_changed(due)  # counted again: a later board is never older
             finally:
                 self.publishing = False
+            if not self.stopping:
+                # At most four boards a second: each counts every receipt of the instruction
+                # (20,000 for a city-wide one) while its acknowledgements are still arriving.
+                await asyncio.sleep(PROGRESS_EVERY)
 
     async def _live_sessions(self, session: AsyncSession, auth_ids: set[int], dialect: str) -> set[int]:
         """Which of these sign-ins may still act (an ack from an ended session is not stored)."""
