@@ -447,6 +447,17 @@ async def test_bureau_assistance_belongs_to_the_station_of_the_nearest_unit(
     for officer in ("station_officer", "station_officer_b", "bureau_admin"):
         seen = await client.get(f"{API}/assistance/{aid}", headers=mw.headers[officer])
         assert [r["body"] for r in seen.json()["replies"]] == ["本店监控已调取"], officer
+    # Station A follows it but does not close it; station B, whose request it is, does.
+    outcome = {"outcome": "车辆已找到"}
+    refused = await client.post(
+        f"{API}/assistance/{aid}/close", json=outcome, headers=mw.headers["station_officer"]
+    )
+    assert refused.status_code == 403, refused.text
+    closed = await client.post(
+        f"{API}/assistance/{aid}/close", json=outcome, headers=mw.headers["station_officer_b"]
+    )
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
     # A station none of whose units it reaches does not see it.
     far = {
         "description": "协查走失老人",

@@ -1467,6 +1467,12 @@ async def close_assistance(
     row = await _assistance_in_scope(session, actor, assistance_id)
     if not can_instruct(actor):
         raise Forbidden("只有民警可以结束协查")
+    # Other stations whose units it reaches follow and reply; the request's own station (or its
+    # sender, or the bureau) decides when it is over.
+    if not (
+        actor.scope.is_all or row.sender_id == actor.user_id or row.station_id in actor.scope.station_ids
+    ):
+        raise Forbidden("只有发起人、所属派出所或分局可以结束协查")
     if row.status == "closed":
         raise Conflict("协查已结束", code="assistance_closed")
     row.status = "closed"
