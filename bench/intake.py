@@ -43,6 +43,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: bench.httpclient by package
+    sys.path.insert(0, str(ROOT))
+
+from bench.httpclient import BadResponse, HttpConnection, connect  # noqa: E402
+
 BENCH_DIR = Path(__file__).resolve().parent
 DB_NAME = "eqian_bench_intake"
 PASSWORD = "bench-pass-365"  # noqa: S105 - throwaway demo accounts in a throwaway database
@@ -192,6 +197,27 @@ def body_for(rng: random.Random, units: list[tuple[int, str, int]]) -> dict[str,
     }
 
 
+def _host_port(base: str) -> tuple[str, int]:
+    host, _, port = base.removeprefix("http://").partition(":")
+    return host, int(port)
+
+
+async def _post(
+    conn: HttpConnection | None, base: str, path: str, headers: dict[str, str], body: dict[str, Any]
+) -> tuple[HttpConnection, bool]:
+    """One incident posted with its own Idempotency-Key, on ``conn`` (or a new connection when it
+    is missing or was closed); the connection to use next, and whether the answer was 201."""
+    if conn is None or conn.closed:
+        conn = await connect(*_host_port(base))
+    h = {**headers, "Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
+    try:
+        status, _ = await conn.request("POST", path, h, json.dumps(body, ensure_ascii=False).encode())
+    except (OSError, BadResponse):
+        conn.close()
+        return conn, False
+    return conn, status == 201
+
+
 async def phase(
     base: str,
     path: str,
@@ -200,30 +226,28 @@ async def phase(
     seconds: float,
     units: list[tuple[int, str, int]],
 ) -> dict[str, Any]:
+    """Closed loop: ``clients`` connections, each posting its next incident as soon as the last
+    is answered (bench/httpclient.py: httpx cost the shared cores about a millisecond a request)."""
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def client_loop(n: int, client: httpx.AsyncClient) -> None:
+    async def client_loop(n: int) -> None:
         nonlocal errors
         rng = random.Random(n)
+        conn: HttpConnection | None = None
         while time.monotonic() < stop:
             body = body_for(rng, units)
-            h = {**headers, "Idempotency-Key": uuid.uuid4().hex}
             t0 = time.perf_counter()
-            try:
-                r = await client.post(base + path, json=body, headers=h)
-                ok = r.status_code == 201
-            except httpx.HTTPError:
-                ok = False
+            conn, ok = await _post(conn, base, path, headers, body)
             latencies.append(time.perf_counter() - t0)
             errors += not ok
+        if conn is not None:
+            conn.close()
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        started = time.monotonic()
-        await asyncio.gather(*(client_loop(i, client) for i in range(clients)))
-        elapsed = time.monotonic() - started
+    started = time.monotonic()
+    await asyncio.gather(*(client_loop(i) for i in range(clients)))
+    elapsed = time.monotonic() - started
     latencies.sort()
     return {
         "requests": len(latencies),
@@ -248,34 +272,39 @@ async def rate_phase(
     base: str, headers: dict[str, str], rate: float, seconds: float, units: list[tuple[int, str, int]]
 ) -> dict[str, Any]:
     """Open loop: ``rate`` incidents per second whatever the answers take (a 110 centre does not
-    wait for the server), so latency is the server's, not the queue of a closed loop."""
+    wait for the server), so latency is the server's, not the queue of a closed loop. Up to 64
+    connections; a request waiting for a free one counts that wait in its latency."""
     latencies: list[float] = []
     errors = 0
     rng = random.Random(7)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    pool: asyncio.Queue[HttpConnection | None] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(None)  # opened on first use
 
-    async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    async def one(body: dict[str, Any]) -> None:
         nonlocal errors
         t0 = time.perf_counter()
+        conn = await pool.get()
         try:
-            h = {**headers, "Idempotency-Key": uuid.uuid4().hex}
-            r = await client.post(base + "/api/v1/incidents", json=body, headers=h)
-            errors += r.status_code != 201
-        except httpx.HTTPError:
-            errors += 1
+            conn, ok = await _post(conn, base, "/api/v1/incidents", headers, body)
+            errors += not ok
+        finally:
+            pool.put_nowait(conn)
         latencies.append(time.perf_counter() - t0)
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        tasks: list[asyncio.Task[None]] = []
-        start = time.perf_counter()
-        n = 0
-        while (elapsed := time.perf_counter() - start) < seconds:
-            due = int(elapsed * rate) + 1
-            while n < due:
-                tasks.append(asyncio.create_task(one(client, body_for(rng, units))))
-                n += 1
-            await asyncio.sleep(0.002)
-        await asyncio.gather(*tasks)
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter()
+    n = 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        due = int(elapsed * rate) + 1
+        while n < due:
+            tasks.append(asyncio.create_task(one(body_for(rng, units))))
+            n += 1
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        if (conn := pool.get_nowait()) is not None:
+            conn.close()
     latencies.sort()
     return {
         "requests": len(latencies),
