@@ -356,14 +356,14 @@ async def _announce_channel(
     station_ids: Iterable[int] = (),
 ) -> None:
     """Open sockets that may read a new channel join it: its own station's officers, those of the
-    stations of its units (``station_ids``), its units and its explicit members."""
-    stations = set(station_ids) | ({channel.station_id} if channel.station_id is not None else set())
+    stations of its units (``station_ids``), its units and its explicit members (the hub adds the
+    channel's own station to ``station_ids``)."""
     await pubsub.publish(
         CHANNELS_TOPIC,
         {
             "channel_id": channel.id,
             "station_id": channel.station_id,
-            "station_ids": sorted(stations),
+            "station_ids": sorted(set(station_ids)),
             "unit_ids": sorted(set(unit_ids)),
             "user_ids": sorted(set(user_ids)),
         },

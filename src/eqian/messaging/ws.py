@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -167,6 +167,18 @@ RECEIPTS, INSTRUCTIONS = service.table_of(Receipt), service.table_of(Instruction
 AUTH_SESSIONS, USERS = service.table_of(AuthSession), service.table_of(User)
 
 
+def live_sign_ins(auth_ids: Iterable[int], dialect: str) -> ColumnElement[bool]:
+    """Those of ``auth_ids`` that may still act: not revoked, not expired, their user active (the
+    query joins ``users``). The receipt batcher and the hub's session checks ask the same."""
+    sessions, users = AUTH_SESSIONS.c, USERS.c
+    return and_(
+        among(sessions.id, auth_ids, dialect),
+        sessions.revoked_at.is_(None),
+        sessions.expires_at > utcnow(),
+        users.is_active.is_(True),
+    )
+
+
 class AckBatcher:
     """Receipt updates, many per transaction. ``acked`` goes out only after the commit."""
 
@@ -180,10 +192,8 @@ class AckBatcher:
         self.low_since = 0.0  # loop time when the oldest waiting delivered mark came in
         self.stopping = False
         self.wakeup = asyncio.Event()
-        self.idle = asyncio.Event()
-        self.idle.set()
         self.task: asyncio.Task[None] | None = None
-        self.flushing: set[asyncio.Task[None]] = set()
+        self.flushing: set[asyncio.Task[None]] = set()  # batches being stored; none: idle
         self.stored_acks = 0
         self.batches = 0
         self.instructions: dict[int, tuple[dt.datetime, int]] = {}  # id -> (created_at, channel_id)
@@ -215,7 +225,7 @@ class AckBatcher:
         self.stopping = True  # delivered marks are written now, not after their hold
         if self.task is not None:
             for _ in range(100):
-                if not self.pending() and self.idle.is_set() and not (self.progress_due or self.publishing):
+                if not (self.pending() or self.flushing or self.progress_due or self.publishing):
                     break
                 await asyncio.sleep(BATCH_SECONDS)
             self.task.cancel()
@@ -276,15 +286,9 @@ class AckBatcher:
                 if self.low and not self.urgent:
                     await asyncio.sleep(BATCH_SECONDS)  # delivered marks on hold
                 continue
-            self.idle.clear()
             task = asyncio.create_task(self._flush_retrying(batch))
             self.flushing.add(task)
-            task.add_done_callback(self._flushed)
-
-    def _flushed(self, task: asyncio.Task[None]) -> None:
-        self.flushing.discard(task)
-        if not self.flushing:
-            self.idle.set()
+            task.add_done_callback(self.flushing.discard)
 
     async def _flush_retrying(self, batch: list[Op]) -> None:
         for attempt in range(4):
@@ -337,12 +341,7 @@ class AckBatcher:
             await session.scalars(
                 select(sessions.id)
                 .join(USERS, users.id == sessions.user_id)
-                .where(
-                    among(sessions.id, auth_ids, dialect),
-                    sessions.revoked_at.is_(None),
-                    sessions.expires_at > utcnow(),
-                    users.is_active.is_(True),
-                )
+                .where(live_sign_ins(auth_ids, dialect))
             )
         )
 
@@ -880,7 +879,6 @@ class Hub:
     async def _live_identities(self, auth_ids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
         ids = list(auth_ids)
         out: dict[int, tuple[Any, ...]] = {}
-        now = utcnow()
         async with self.factory() as session:
             dialect = session.get_bind().dialect.name
             for start in range(0, len(ids), 1000):
@@ -895,12 +893,7 @@ class Hub:
                         User.zone_id,
                     )
                     .join(User, User.id == AuthSession.user_id)
-                    .where(
-                        among(AuthSession.id, ids[start : start + 1000], dialect),
-                        AuthSession.revoked_at.is_(None),
-                        AuthSession.expires_at > now,
-                        User.is_active.is_(True),
-                    )
+                    .where(live_sign_ins(ids[start : start + 1000], dialect))
                 )
                 for auth_id, *identity in rows:
                     out[auth_id] = tuple(identity)
