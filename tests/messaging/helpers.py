@@ -3,10 +3,13 @@ station B (b1), bearer headers for every account, and the registry channels."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import ClientConnection, connect
 
 from eqian.core.accounts import Role, User
 from eqian.messaging import service
@@ -52,3 +55,12 @@ async def make_msg_world(db: AsyncSession) -> MsgWorld:
         assert ch.key is not None
         mw.channels[ch.key] = ch.id
     return mw
+
+
+async def ready_socket(base: str, token: str) -> ClientConnection:
+    """A /ws socket of the server at ``base``, signed in with ``token``, past its ``ready`` frame."""
+    ws = await connect(f"ws://{base}/ws", origin=None)
+    await ws.send(json.dumps({"type": "auth", "token": token}))
+    while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "ready":
+        pass
+    return ws

@@ -11,20 +11,11 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from eqian.organizations.models import Unit
-from tests.messaging.helpers import API, make_msg_world
+from tests.messaging.helpers import API, make_msg_world, ready_socket
 from tests.servers import serving
-
-
-async def _ready(base: str, token: str) -> ClientConnection:
-    ws = await connect(f"ws://{base}/ws", origin=None)
-    await ws.send(json.dumps({"type": "auth", "token": token}))
-    while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "ready":
-        pass
-    await ws.send(json.dumps({"type": "resume", "cursors": {}}))
-    return ws
 
 
 async def _assistance_message(ws: ClientConnection, assistance_id: int) -> dict[str, Any] | None:
@@ -48,7 +39,9 @@ async def test_bureau_request_reaches_both_stations_live(
     await db.commit()
     async with serving(app) as base:
         names = ("station_officer", "station_officer_b", "unit_security", "unit_security_b1")
-        sockets = {name: await _ready(base, mw.tokens[name]) for name in names}
+        sockets = {name: await ready_socket(base, mw.tokens[name]) for name in names}
+        for ws in sockets.values():
+            await ws.send(json.dumps({"type": "resume", "cursors": {}}))
         try:
             body = {"description": "协查走失儿童", "lat": 30.842, "lng": 120.26, "radius_m": 1000}
             resp = await client.post(f"{API}/assistance", json=body, headers=mw.headers["bureau_admin"])

@@ -3,27 +3,15 @@ a lost pub/sub message) is closed when its slice of the sockets is checked, and 
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from websockets.asyncio.client import ClientConnection, connect
 
 from eqian.core.accounts import AuthSession
 from eqian.core.db import utcnow
 from eqian.messaging.ws import SWEEP_SLICES, get_hub
-from tests.messaging.helpers import make_msg_world
+from tests.messaging.helpers import make_msg_world, ready_socket
 from tests.servers import closed_with, serving
-
-
-async def _ready(base: str, token: str) -> ClientConnection:
-    ws = await connect(f"ws://{base}/ws", origin=None)
-    await ws.send(json.dumps({"type": "auth", "token": token}))
-    while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "ready":
-        pass
-    return ws
 
 
 async def test_sweep_closes_ended_sessions_slice_by_slice(app: FastAPI, db: AsyncSession) -> None:
@@ -31,7 +19,7 @@ async def test_sweep_closes_ended_sessions_slice_by_slice(app: FastAPI, db: Asyn
     hub = get_hub(app)
     names = ("unit_security", "unit_security_a2")
     async with serving(app) as base:
-        sockets = {name: await _ready(base, mw.tokens[name]) for name in names}
+        sockets = {name: await ready_socket(base, mw.tokens[name]) for name in names}
         auth_ids = {
             name: await db.scalar(
                 select(AuthSession.id).where(
