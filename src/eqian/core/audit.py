@@ -125,6 +125,19 @@ def _jsonable(changes: dict[str, Any] | None) -> dict[str, Any] | None:
     return loaded
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One action to append to the chain (``record_many`` appends several under one lock)."""
+
+    actor_id: int | None
+    actor_name: str
+    action: str
+    entity: str
+    entity_id: str | int | None = None
+    changes: dict[str, Any] | None = None
+    ip: str | None = None
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -137,31 +150,53 @@ async def record(
     ip: str | None = None,
 ) -> AuditLog:
     """Append one row inside the caller's transaction: it commits or rolls back with the change."""
+    rows = await record_many(
+        session, [Entry(actor_id, actor_name, action, entity, entity_id, changes, ip)]
+    )
+    return rows[0]
+
+
+async def record_many(session: AsyncSession, entries: list[Entry]) -> list[AuditLog]:
+    """Append rows in the given order, inside the caller's transaction, taking the chain's lock
+    once: a batch of intake requests is one step of the chain's serialisation, not one per row."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
     last = (
         await session.execute(select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1))
     ).first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     ts = utcnow()
-    clean = _jsonable(changes)
-    eid = None if entity_id is None else str(entity_id)
-    row = AuditLog(
-        seq=seq,
-        ts=ts,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        action=action,
-        entity=entity,
-        entity_id=eid,
-        changes=clean,
-        ip=ip,
-        prev_hash=prev_hash,
-    )
-    row.hash = _row_digest(row)
-    session.add(row)
+    rows = []
+    for entry in entries:
+        seq += 1
+        row = AuditLog(
+            seq=seq,
+            ts=ts,
+            actor_id=entry.actor_id,
+            actor_name=entry.actor_name,
+            action=entry.action,
+            entity=entry.entity,
+            entity_id=None if entry.entity_id is None else str(entry.entity_id),
+            changes=_jsonable(entry.changes),
+            ip=entry.ip,
+            prev_hash=prev_hash,
+        )
+        row.hash = prev_hash = _row_digest(row)
+        rows.append(row)
+    session.add_all(rows)
     await session.flush()
-    return row
+    return rows
+
+
+def entry_for(
+    actor: Principal,
+    action: str,
+    entity: str,
+    entity_id: str | int | None = None,
+    changes: dict[str, Any] | None = None,
+) -> Entry:
+    """An ``Entry`` for a service acting as ``actor`` (the system principal is stored without an id)."""
+    return Entry(actor.user_id or None, actor.username, action, entity, entity_id, changes, actor.ip)
 
 
 async def record_action(
@@ -172,17 +207,9 @@ async def record_action(
     entity_id: str | int | None = None,
     changes: dict[str, Any] | None = None,
 ) -> AuditLog:
-    """``record`` for a service acting as ``actor`` (the system principal is stored without an id)."""
-    return await record(
-        session,
-        actor_id=actor.user_id or None,
-        actor_name=actor.username,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        changes=changes,
-        ip=actor.ip,
-    )
+    """``record`` for a service acting as ``actor``."""
+    rows = await record_many(session, [entry_for(actor, action, entity, entity_id, changes)])
+    return rows[0]
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import idempotency
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, Page
-from eqian.incidents import schemas, service
+from eqian.incidents import intake, schemas, service
 from eqian.web.deps import get_db, get_principal
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -41,6 +41,7 @@ Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-
     responses={409: {"description": "duplicate 110 number, or Idempotency-Key reused with another body"}},
 )
 async def create_incident(
+    request: Request,
     body: schemas.IncidentIn,
     db: Db,
     actor: Actor,
@@ -48,7 +49,9 @@ async def create_incident(
 ) -> Response:
     """File an incident (bureau admin, station officer): classified, linked to a unit, routed."""
     key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
-    out, replayed = await service.create_incident(db, actor, body, idempotency_key=key)
+    out, replayed = await intake.create_incident(
+        db, actor, body, idempotency_key=key, batcher=request.app.state.intake_batcher
+    )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(out, status_code=201, headers=headers)
 

@@ -23,6 +23,7 @@ from eqian.organizations.models import Station, Unit
 RADIUS_M = 150.0  # a call within this distance of a unit's location is taken to be about it
 CELL_DEG = 0.002  # grid cell of the nearest-unit search (~220 m north–south)
 CACHE_SECONDS = 30.0
+CHECK_SECONDS = 1.0  # how often a cached registry asks whether a unit or station was added
 MIN_NAME = 4
 _SPACE = re.compile(r"[\s\u3000]+")
 _PREFIXES = ("浙江省", "湖州市", "吴兴区", "织里镇", "织里")
@@ -96,6 +97,7 @@ class Linker:
     station_names: dict[int, str] = field(default_factory=dict)
     fingerprint: tuple[int, int] = (0, 0)
     built: float = 0.0
+    checked: float = 0.0  # when the database was last asked whether the registry changed
 
     @classmethod
     def build(
@@ -224,10 +226,20 @@ def invalidate() -> None:
     _cache.clear()
 
 
-async def get_linker(session: AsyncSession) -> Linker:
-    """The registry of this database, rebuilt when a unit was added or after ``CACHE_SECONDS``."""
+async def get_linker(session: AsyncSession, *, fresh: bool = False) -> Linker:
+    """The registry of this database, rebuilt when a unit was added or after ``CACHE_SECONDS``.
+
+    Whether a unit was added is asked at most every ``CHECK_SECONDS`` (at intake rates the
+    question was one round trip per incident); ``fresh`` asks now, for a reference that the
+    cached registry does not know.
+    """
     bind = session.get_bind()
     key = str(bind.engine.url)
+    cached = _cache.get(key)
+    now = time.monotonic()
+    young = cached is not None and now - cached.built < CACHE_SECONDS
+    if young and cached is not None and not fresh and now - cached.checked < CHECK_SECONDS:
+        return cached
     row = (
         await session.execute(
             select(
@@ -237,12 +249,8 @@ async def get_linker(session: AsyncSession) -> Linker:
         )
     ).one()
     fingerprint = (int(row[0]), int(row[1]))
-    cached = _cache.get(key)
-    if (
-        cached is not None
-        and cached.fingerprint == fingerprint
-        and time.monotonic() - cached.built < CACHE_SECONDS
-    ):
+    if young and cached is not None and cached.fingerprint == fingerprint:
+        cached.checked = now
         return cached
     units = await session.execute(
         select(
@@ -261,6 +269,6 @@ async def get_linker(session: AsyncSession) -> Linker:
         units.all(), [(sid, lat, lng) for sid, lat, lng, _ in stations], {sid: n for sid, _, _, n in stations}
     )
     linker.fingerprint = fingerprint
-    linker.built = time.monotonic()
+    linker.built = linker.checked = time.monotonic()
     _cache[key] = linker
     return linker

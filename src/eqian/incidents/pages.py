@@ -18,7 +18,7 @@ from eqian.core.accounts import Role
 from eqian.core.errors import AppError, ValidationFailed
 from eqian.core.permissions import REVEAL_ROLES, Principal
 from eqian.core.schemas import IdPath
-from eqian.incidents import classifier, routing, schemas, service
+from eqian.incidents import classifier, intake, routing, schemas, service
 from eqian.organizations import service as org_service
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
@@ -130,7 +130,7 @@ async def intake_submit(
         raw["station_id"] = _opt_int(str(raw["station_id"])) or 0
     try:
         body = schemas.IncidentIn.model_validate(raw)
-        out, _ = await service.create_incident(db, actor, body)
+        out, _ = await intake.create_incident(db, actor, body, batcher=request.app.state.intake_batcher)
     except (ValidationFailed, ValidationError) as exc:
         context = await _intake_context(db, actor, values, _message(exc))
         return render(request, "incidents/new.html", context, status_code=422)

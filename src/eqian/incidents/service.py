@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import importlib
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,7 +35,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, tr
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core import audit, idempotency, outbox
+from eqian.core import audit, outbox
 from eqian.core.accounts import Role, User
 from eqian.core.db import utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
@@ -98,7 +97,7 @@ def incident_clause(scope: Scope) -> ColumnElement[bool]:
             return false()
 
 
-def _stations_of(actor: Principal) -> frozenset[int] | None:
+def stations_of(actor: Principal) -> frozenset[int] | None:
     """The stations an intake by ``actor`` may file into; ``None``: any."""
     if actor.scope.kind is ScopeKind.ALL:
         return None
@@ -112,7 +111,11 @@ def _require(actor: Principal, roles: frozenset[Role]) -> None:
         raise Forbidden("当前角色无权执行此操作")
 
 
-# --- intake ------------------------------------------------------------------------------------
+def require_intake(actor: Principal) -> None:
+    _require(actor, INTAKE_ROLES)
+
+
+# --- intake (decisions; writing is incidents/intake.py) ----------------------------------------
 
 
 def severity_for(category: str, police: bool, fraud_loss: Decimal | None) -> str:
@@ -294,116 +297,6 @@ def _changed_payload(incident: Incident, at: dt.datetime) -> dict[str, Any]:
     }
 
 
-async def create_incident(
-    session: AsyncSession,
-    actor: Principal,
-    body: schemas.IncidentIn,
-    *,
-    idempotency_key: str | None = None,
-    now: dt.datetime | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """File one incident: classified, linked, routed, audited, ``incidents.reported`` emitted.
-
-    Returns (the incident as JSON, replayed?). With an ``Idempotency-Key`` a retry returns the first
-    answer and creates nothing; a repeat of a 110 number answers 409 ``duplicate_incident``.
-    """
-    _require(actor, INTAKE_ROLES)
-    digest = idempotency.request_hash(body.model_dump(mode="json"))
-    if idempotency_key is not None:
-        stored = await idempotency.claim(
-            session, user_id=actor.user_id, scope=IDEMPOTENCY_SCOPE, key=idempotency_key, request_hash=digest
-        )
-        if stored is not None:
-            await session.rollback()
-            return stored.body, True
-    now = now or utcnow()
-    linker = await linking.get_linker(session)
-    prepared = prepare(
-        text=body.description,
-        reported_at=body.reported_at or now,
-        number=body.number,
-        phone=body.caller_phone,
-        address=body.address,
-        lat=body.lat,
-        lng=body.lng,
-        unit_ref=body.unit_ref,
-        category=body.category,
-        police=body.police,
-        severity=body.severity,
-        fraud_loss=body.fraud_loss_yuan,
-        station_id=body.station_id,
-        stations=_stations_of(actor),
-        linker=linker,
-        policy=await routing.get_policy(session),
-        source="api",
-        created_by=actor.user_id or None,
-    )
-    v = prepared.values
-    if body.number is None:
-        # Without a 110 number an API call is its own incident (retries are what Idempotency-Key is for).
-        v["source_key"] = f"u:{uuid.uuid4().hex}"
-    if body.number is not None and await session.scalar(
-        select(Incident.id).where(Incident.source_key == v["source_key"])
-    ):
-        await session.rollback()
-        raise Conflict("该警情已录入（接警编号重复）", code="duplicate_incident")
-    incident = Incident(**v)
-    session.add(incident)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise Conflict("该警情已录入（接警编号重复）", code="duplicate_incident") from exc
-    session.add(
-        IncidentEvent(
-            incident_id=incident.id,
-            action="reported",
-            to_status="reported",
-            actor_id=actor.user_id or None,
-            at=now,
-        )
-    )
-    outbox.emit(session, REPORTED_TOPIC, reported_payload(incident.id, v))
-    # the cached registry has the names: no two more queries on the hot path
-    unit_ref = linker.units.get(incident.unit_id) if incident.unit_id else None
-    station_name = linker.station_names.get(incident.station_id)
-    names = (
-        (station_name, unit_ref.name if unit_ref else None)
-        if station_name
-        else await _names(session, incident)
-    )
-    out = _out(incident, names, now)
-    response = out.model_dump(mode="json")
-    if idempotency_key is not None:
-        await idempotency.remember(
-            session,
-            user_id=actor.user_id,
-            scope=IDEMPOTENCY_SCOPE,
-            key=idempotency_key,
-            status_code=201,
-            body=response,
-        )
-    await audit.record_action(
-        session,
-        actor,
-        "incidents.incident.create",
-        "incident",
-        incident.id,
-        {"category": v["category"], "police": v["police"], "unit_id": v["unit_id"], "route": v["route"]},
-    )
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        if idempotency_key is None:
-            raise Conflict("该警情已录入（接警编号重复）", code="duplicate_incident") from None
-        stored = await idempotency.replay(
-            session, user_id=actor.user_id, scope=IDEMPOTENCY_SCOPE, key=idempotency_key, request_hash=digest
-        )
-        return stored.body, True
-    return response, False
-
-
 def classify_text(text: str) -> schemas.ClassifyOut:
     found = classifier.classify(text)
     return schemas.ClassifyOut(
@@ -451,7 +344,7 @@ def _is_overdue(i: Incident, now: dt.datetime) -> bool:
     return i.status in OPEN_STATUSES and i.due_at < now
 
 
-def _out(i: Incident, names: tuple[str, str | None], now: dt.datetime) -> schemas.IncidentOut:
+def incident_out(i: Incident, names: tuple[str, str | None], now: dt.datetime) -> schemas.IncidentOut:
     return schemas.IncidentOut(
         id=i.id,
         number=i.source_key[2:] if i.source_key.startswith("n:") else None,
@@ -539,7 +432,7 @@ async def list_incidents(
         else (Incident.reported_at.desc(), Incident.id.desc())
     )
     rows = await session.execute(query.order_by(*order).limit(f.limit).offset(f.offset))
-    return [_out(i, (s, u), now) for i, s, u in rows], total
+    return [incident_out(i, (s, u), now) for i, s, u in rows], total
 
 
 async def _load(
@@ -559,7 +452,7 @@ async def get_incident(
 ) -> schemas.IncidentDetail:
     incident, station_name, unit_name = await _load(session, actor, incident_id)
     out = schemas.IncidentDetail(
-        **_out(incident, (station_name, unit_name), now or utcnow()).model_dump(),
+        **incident_out(incident, (station_name, unit_name), now or utcnow()).model_dump(),
         lat=incident.lat,
         lng=incident.lng,
         triaged_at=incident.triaged_at,
@@ -628,7 +521,7 @@ async def _commit(session: AsyncSession) -> None:
 
 
 async def _unit_for(session: AsyncSession, actor: Principal, unit_id: int) -> Unit:
-    stations = _stations_of(actor)
+    stations = stations_of(actor)
     query = select(Unit).where(Unit.id == unit_id)
     if stations is not None:
         query = query.where(Unit.station_id.in_(stations))

@@ -42,10 +42,10 @@ from eqian.incidents.service import (
     INTAKE_ROLES,
     REPORTED_TOPIC,
     _require,
-    _stations_of,
     prepare,
     reported_payload,
     source_key,
+    stations_of,
 )
 from eqian.organizations.models import Station
 from eqian.organizations.transfer import ImportFailed, RowError
@@ -380,7 +380,7 @@ async def load_context(session: AsyncSession, actor: Principal) -> Context:
     await routing.ensure_rules(session)
     return Context(
         actor=actor,
-        stations_allowed=_stations_of(actor),
+        stations_allowed=stations_of(actor),
         station_of=station_of,
         linker=await linking.get_linker(session),
         policy=await routing.get_policy(session),

@@ -28,7 +28,7 @@ from eqian.environment import pages as environment_pages
 from eqian.hazards import api as hazards_api
 from eqian.hazards import pages as hazards_pages
 from eqian.incidents import api as incidents_api
-from eqian.incidents import classifier
+from eqian.incidents import classifier, intake
 from eqian.incidents import pages as incidents_pages
 from eqian.mediation import api as mediation_api
 from eqian.mediation import pages as mediation_pages
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Real time (messaging): the pub/sub broker (Redis when configured) and the /ws hub.
         async with messaging_ws.running(_app, settings.redis_url):
             yield
+        await _app.state.intake_batcher.stop()
         await limiter.close()
         for task in background:
             task.cancel()
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.write_sessionmaker = make_sessionmaker(write_engine)
+    app.state.intake_batcher = intake.IntakeBatcher(app.state.write_sessionmaker)
     app.state.templates = make_templates()
     settings.resolved_secret_key()  # create var/secret_key at start-up, not on a first request
 

@@ -1,0 +1,450 @@
+"""Filing incidents: decided per request, stored many per transaction.
+
+A request is classified, linked and routed in the request's own coroutine (CPU only, against the
+cached registry and policy). What is left is writing: the idempotency key's claim and answer, the
+incident, its first timeline entry, the ``incidents.reported`` outbox event and the audit record.
+Done one request at a time that is about ten round trips and one step of the audit chain's global
+lock per incident, and at a few hundred incidents a second the lock, not the work, sets the pace.
+So each worker's ``IntakeBatcher`` writes whatever requests are waiting in one transaction: one
+multi-row statement per table and one step of the chain for the whole batch. A request waits for
+the commit of its batch, so a ``201`` still means stored. While a batch is being written the next
+one gathers; an idle worker writes a lone request at once.
+
+A problem of one filing (its 110 number already stored, its key reused with another body) is that
+filing's answer, not the batch's. A batch the database refuses as a whole (a 110 number another
+worker stored between our check and our insert) is written again one filing per transaction,
+which sorts out who gets the conflict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from eqian.core import audit, idempotency
+from eqian.core.db import dialect_insert, utcnow
+from eqian.core.errors import AppError, Conflict, ValidationFailed
+from eqian.core.idempotency import IdempotencyKey
+from eqian.core.outbox import OutboxEvent
+from eqian.core.permissions import Principal
+from eqian.incidents import linking, routing, schemas, service
+from eqian.incidents.models import Incident, IncidentEvent
+from eqian.organizations.models import Station, Unit
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200  # filings per transaction (bounds a batch's statements and its lock time)
+STOP_SECONDS = 5.0  # how long stopping waits for queued filings to be written
+DUPLICATE = "该警情已录入（接警编号重复）"
+
+Outcome = tuple[dict[str, Any], bool] | AppError  # (the incident as JSON, replayed?) or the refusal
+
+
+@dataclass(eq=False)
+class Filing:
+    """One request's incident, decided and waiting to be written."""
+
+    actor: Principal
+    values: dict[str, Any]  # the incident's columns (``service.prepare``)
+    names: tuple[str, str | None]  # station and unit names for the answer
+    key: str | None  # Idempotency-Key
+    digest: str  # hash of the request body, for the key
+    numbered: bool  # carries a 110 number: a second filing of it is a duplicate
+    now: dt.datetime
+
+
+async def create_incident(
+    session: AsyncSession,
+    actor: Principal,
+    body: schemas.IncidentIn,
+    *,
+    idempotency_key: str | None = None,
+    batcher: IntakeBatcher | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """File one incident: classified, linked, routed, audited, ``incidents.reported`` emitted.
+
+    Returns (the incident as JSON, replayed?). With an ``Idempotency-Key`` a retry returns the first
+    answer and creates nothing; a repeat of a 110 number answers 409 ``duplicate_incident``. With a
+    ``batcher`` the writing joins the worker's next batch; without, it is a batch of one on ``session``.
+    """
+    service.require_intake(actor)
+    digest = idempotency.request_hash(body.model_dump(mode="json"))
+    now = now or utcnow()
+    try:
+        filing = await decide(session, actor, body, idempotency_key, digest, now)
+    except ValidationFailed:
+        # A retry of a request that was stored answers as the first time, even if the registry
+        # has changed since and the same body would no longer pass.
+        if idempotency_key is not None and (
+            stored := await _stored_answer(session, actor, idempotency_key, digest)
+        ):
+            return stored.body, True
+        raise
+    # End the request's read transaction first: on SQLite it holds the write lock that the batch
+    # needs, and a transaction left open across the wait would pin a pooled connection.
+    await session.rollback()
+    if batcher is not None:
+        return await batcher.submit(filing)
+    [outcome] = await store(session, [filing])
+    if isinstance(outcome, AppError):
+        raise outcome
+    return outcome
+
+
+async def decide(
+    session: AsyncSession,
+    actor: Principal,
+    body: schemas.IncidentIn,
+    key: str | None,
+    digest: str,
+    now: dt.datetime,
+) -> Filing:
+    """Classify, link and route ``body`` (raises ``ValidationFailed`` naming the field)."""
+    linker = await linking.get_linker(session)
+    policy = await routing.get_policy(session)
+    try:
+        prepared = _prepare(actor, body, now, linker, policy)
+    except ValidationFailed:
+        # A unit or station registered a moment ago, perhaps through another worker, is not in
+        # the cached registry yet: ask the database once more before refusing.
+        linker = await linking.get_linker(session, fresh=True)
+        prepared = _prepare(actor, body, now, linker, policy)
+    v = prepared.values
+    if body.number is None:
+        # Without a 110 number an API call is its own incident (retries are what Idempotency-Key is for).
+        v["source_key"] = f"u:{uuid.uuid4().hex}"
+    station_name = linker.station_names.get(v["station_id"])
+    unit = linker.units.get(v["unit_id"]) if v["unit_id"] else None
+    if station_name is None:  # the registry changed since the cache was built
+        station_name = await session.scalar(select(Station.name).where(Station.id == v["station_id"]))
+        unit_name = (
+            await session.scalar(select(Unit.name).where(Unit.id == v["unit_id"])) if v["unit_id"] else None
+        )
+    else:
+        unit_name = unit.name if unit else None
+    return Filing(actor, v, (station_name or "", unit_name), key, digest, body.number is not None, now)
+
+
+def _prepare(
+    actor: Principal,
+    body: schemas.IncidentIn,
+    now: dt.datetime,
+    linker: linking.Linker,
+    policy: routing.Policy,
+) -> service.Prepared:
+    return service.prepare(
+        text=body.description,
+        reported_at=body.reported_at or now,
+        number=body.number,
+        phone=body.caller_phone,
+        address=body.address,
+        lat=body.lat,
+        lng=body.lng,
+        unit_ref=body.unit_ref,
+        category=body.category,
+        police=body.police,
+        severity=body.severity,
+        fraud_loss=body.fraud_loss_yuan,
+        station_id=body.station_id,
+        stations=service.stations_of(actor),
+        linker=linker,
+        policy=policy,
+        source="api",
+        created_by=actor.user_id or None,
+    )
+
+
+async def _stored_answer(
+    session: AsyncSession, actor: Principal, key: str, digest: str
+) -> idempotency.Stored | None:
+    row = await session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.user_id == actor.user_id,
+            IdempotencyKey.scope == service.IDEMPOTENCY_SCOPE,
+            IdempotencyKey.key == key,
+            IdempotencyKey.status_code != idempotency.PENDING,
+        )
+    )
+    if row is None or row.request_hash != digest or row.response is None:
+        return None
+    return idempotency.Stored(row.status_code, row.response)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+async def store(session: AsyncSession, filings: list[Filing]) -> list[Outcome]:
+    """Write ``filings`` in one transaction (committed here); one outcome per filing, in order."""
+    try:
+        outcomes = await _write(session, filings)
+        await session.commit()
+        return outcomes
+    except IntegrityError:
+        await session.rollback()
+        if len(filings) > 1:
+            log.info("an intake batch of %d met a concurrent duplicate; writing one by one", len(filings))
+            return [outcome for f in filings for outcome in await store(session, [f])]
+        return [await _lost_race(session, filings[0])]
+
+
+async def _lost_race(session: AsyncSession, f: Filing) -> Outcome:
+    """A lone filing refused at insert or commit: its number or its key was stored meanwhile."""
+    if f.key is None:
+        return Conflict(DUPLICATE, code="duplicate_incident")
+    try:
+        return await _replay(session, f)
+    finally:
+        await session.rollback()
+
+
+async def _replay(session: AsyncSession, f: Filing) -> Outcome:
+    """The stored answer to ``f``'s key, or why there is none to give."""
+    try:
+        stored = await idempotency.replay(
+            session,
+            user_id=f.actor.user_id,
+            scope=service.IDEMPOTENCY_SCOPE,
+            key=f.key or "",
+            request_hash=f.digest,
+        )
+    except AppError as exc:
+        return exc
+    return stored.body, True
+
+
+async def _write(session: AsyncSession, filings: list[Filing]) -> list[Outcome]:
+    outcomes: list[Outcome | None] = [None] * len(filings)
+    claims = await _claim_keys(session, filings, outcomes)
+    await _refuse_duplicates(session, filings, outcomes, claims)
+    todo = sorted(
+        (i for i, o in enumerate(outcomes) if o is None), key=lambda i: filings[i].values["source_key"]
+    )
+    if todo:
+        ids = (
+            await session.scalars(
+                insert(Incident).returning(Incident.id, sort_by_parameter_order=True),
+                [filings[i].values for i in todo],
+            )
+        ).all()
+        answers: dict[int, dict[str, Any]] = {}
+        for i, incident_id in zip(todo, ids, strict=True):
+            incident = Incident(id=incident_id, **filings[i].values)
+            answers[i] = service.incident_out(incident, filings[i].names, filings[i].now).model_dump(
+                mode="json"
+            )
+            outcomes[i] = (answers[i], False)
+        await session.execute(
+            insert(IncidentEvent),
+            [
+                {
+                    "incident_id": answers[i]["id"],
+                    "action": "reported",
+                    "to_status": "reported",
+                    "actor_id": filings[i].actor.user_id or None,
+                    "at": filings[i].now,
+                }
+                for i in todo
+            ],
+        )
+        await session.execute(
+            insert(OutboxEvent),
+            [
+                {
+                    "topic": service.REPORTED_TOPIC,
+                    "payload": service.reported_payload(answers[i]["id"], filings[i].values),
+                }
+                for i in todo
+            ],
+        )
+        if remembered := [
+            {"id": claims[i], "status_code": 201, "response": answers[i]} for i in todo if i in claims
+        ]:
+            await session.execute(update(IdempotencyKey), remembered)
+        # Last, so the chain's lock is held only from here to the commit.
+        await audit.record_many(
+            session,
+            [
+                audit.entry_for(
+                    filings[i].actor,
+                    "incidents.incident.create",
+                    "incident",
+                    answers[i]["id"],
+                    {k: filings[i].values[k] for k in ("category", "police", "unit_id", "route")},
+                )
+                for i in todo
+            ],
+        )
+    return [o for o in outcomes if o is not None]
+
+
+async def _claim_keys(
+    session: AsyncSession, filings: list[Filing], outcomes: list[Outcome | None]
+) -> dict[int, int]:
+    """Claim every filing's key in one statement (sorted, so two batches claiming the same keys
+    wait for each other rather than deadlock); a key claimed before answers with its stored answer.
+    Returns filing index -> claimed row id."""
+    keyed = sorted(
+        (i for i, f in enumerate(filings) if f.key is not None),
+        key=lambda i: (filings[i].actor.user_id, filings[i].key),
+    )
+    if not keyed:
+        return {}
+    at = utcnow()
+    rows = await session.execute(
+        dialect_insert(session)(IdempotencyKey)
+        .values(
+            [
+                {
+                    "user_id": filings[i].actor.user_id,
+                    "scope": service.IDEMPOTENCY_SCOPE,
+                    "key": filings[i].key,
+                    "request_hash": filings[i].digest,
+                    "status_code": idempotency.PENDING,
+                    "created_at": at,
+                }
+                for i in keyed
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "scope", "key"])
+        .returning(IdempotencyKey.id, IdempotencyKey.user_id, IdempotencyKey.key)
+    )
+    claimed = {(user_id, key): row_id for row_id, user_id, key in rows}
+    claims: dict[int, int] = {}
+    for i in keyed:
+        f = filings[i]
+        row_id = claimed.get((f.actor.user_id, f.key))
+        if row_id is None:
+            outcomes[i] = await _replay(session, f)
+        else:
+            claims[i] = row_id
+    return claims
+
+
+async def _refuse_duplicates(
+    session: AsyncSession, filings: list[Filing], outcomes: list[Outcome | None], claims: dict[int, int]
+) -> None:
+    """A 110 number stored before, or twice in this batch, is a ``duplicate_incident``; the key it
+    claimed is released (as the rollback of a lone request would)."""
+    numbered = [i for i, f in enumerate(filings) if f.numbered and outcomes[i] is None]
+    if not numbered:
+        return
+    keys = {filings[i].values["source_key"] for i in numbered}
+    seen = set(await session.scalars(select(Incident.source_key).where(Incident.source_key.in_(keys))))
+    released = []
+    for i in numbered:
+        source_key = filings[i].values["source_key"]
+        if source_key in seen:
+            outcomes[i] = Conflict(DUPLICATE, code="duplicate_incident")
+            if i in claims:
+                released.append(claims.pop(i))
+        seen.add(source_key)
+    if released:
+        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(released)))
+
+
+# --- the batcher -------------------------------------------------------------------------------
+
+Waiting = tuple[Filing, "asyncio.Future[tuple[dict[str, Any], bool]]"]
+
+
+class IntakeBatcher:
+    """Per worker: filings queue here and are written a batch per transaction (see the module)."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self.factory = factory
+        self.queue: collections.deque[Waiting] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.writing = False
+        self.batches = 0
+        self.stored = 0
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new event loop (tests run each in its own): new state
+            self.loop, self.wakeup, self.task = loop, asyncio.Event(), None
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._run())
+        return loop
+
+    async def submit(self, filing: Filing) -> tuple[dict[str, Any], bool]:
+        """Wait until the batch holding ``filing`` has committed; its answer or its refusal."""
+        future: asyncio.Future[tuple[dict[str, Any], bool]] = self._start().create_future()
+        self.queue.append((filing, future))
+        self.wakeup.set()
+        # A client that goes away does not take its filing back: it is written with its batch,
+        # and a retry with the same key gets its answer.
+        return await asyncio.shield(future)
+
+    def _take(self) -> list[Waiting]:
+        """Up to ``MAX_BATCH`` in arrival order; a second use of a key waits for the next batch,
+        where it finds the first one's answer."""
+        batch: list[Waiting] = []
+        later: list[Waiting] = []
+        keys: set[tuple[int, str]] = set()
+        while self.queue and len(batch) < MAX_BATCH:
+            item = self.queue.popleft()
+            f = item[0]
+            if f.key is not None:
+                if (f.actor.user_id, f.key) in keys:
+                    later.append(item)
+                    continue
+                keys.add((f.actor.user_id, f.key))
+            batch.append(item)
+        self.queue.extendleft(reversed(later))
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.queue:
+                batch = self._take()
+                self.writing = True
+                try:
+                    await self._write(batch)
+                finally:
+                    self.writing = False
+
+    async def _write(self, batch: list[Waiting]) -> None:
+        outcomes: list[Outcome | Exception]
+        try:
+            async with self.factory() as session:
+                outcomes = list(await store(session, [f for f, _ in batch]))
+        except Exception as exc:  # the database is down, say: every waiting request answers so
+            log.exception("an intake batch of %d could not be written", len(batch))
+            outcomes = [exc] * len(batch)
+        self.batches += 1
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                self.stored += not outcome[1]
+                future.set_result(outcome)
+
+    async def stop(self) -> None:
+        """Write what is queued (for at most ``STOP_SECONDS``), then stop."""
+        if self.task is None:
+            return
+        for _ in range(int(STOP_SECONDS / 0.05)):
+            if not (self.queue or self.writing):
+                break
+            await asyncio.sleep(0.05)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.task = None
