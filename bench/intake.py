@@ -13,7 +13,7 @@ load on the shared machine falls on both. Figures: requests per second and p50/p
 each, their ratio, and the seconds to import a generated 110 export (CSV; 100,000 rows, or 5,000
 with ``--quick``) through ``eqian.incidents.transfer`` (classify, link, route, bulk insert).
 
-Usage: python bench/intake.py [--quick] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
+Usage: python bench/intake.py [--quick] [--intake-only] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
 """
 
 from __future__ import annotations
@@ -443,6 +443,9 @@ async def main() -> None:
         "--pg", default=os.environ.get("EQIAN_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/")
     )
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--intake-only", action="store_true", help="only the closed-loop phases (no index, no import)"
+    )
     parser.add_argument("--index-loop", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.index_loop:
@@ -483,16 +486,20 @@ async def main() -> None:
                 print(f"round {r + 1} bare:  {bare[-1]}", flush=True)
             # Half the closed-loop throughput, open loop: idle, then while the index job runs.
             rate = max(5.0, round(merge(full)["rps"] / 2))
-            during = await while_index_runs(url, base, headers, rate, seconds, station_units)
-            print(f"while the index runs: {during}", flush=True)
+            during: dict[str, Any] = {}
+            imported: dict[str, Any] = {}
+            if not args.intake_only:
+                during = await while_index_runs(url, base, headers, rate, seconds, station_units)
+                print(f"while the index runs: {during}", flush=True)
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
             server = None
-            export = Path(var_dir) / "110.csv"
-            write_export(export, import_rows, units)
-            print(f"importing {import_rows} rows …", flush=True)
-            imported = await import_timing(url, export)
-            print(f"import: {imported}", flush=True)
+            if not args.intake_only:
+                export = Path(var_dir) / "110.csv"
+                write_export(export, import_rows, units)
+                print(f"importing {import_rows} rows …", flush=True)
+                imported = await import_timing(url, export)
+                print(f"import: {imported}", flush=True)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

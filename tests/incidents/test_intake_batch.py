@@ -47,7 +47,7 @@ async def test_concurrent_posts_are_written_together_and_completely(
             for i in range(n)
         )
     )
-    assert [r.status_code for r in responses] == [201] * n, [r.text for r in responses if r.status_code != 201]
+    assert [r.status_code for r in responses] == [201] * n, [r.text for r in responses if r.status_code > 201]
     assert batcher.batches - before < n  # some requests shared a transaction
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == n

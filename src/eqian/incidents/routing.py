@@ -141,7 +141,6 @@ async def get_policy(session: AsyncSession) -> Policy:
             (-(i + 1), r["category"], r["police"], r["unit_category"], r["route"], int(r["sla_hours"]))
             for i, r in enumerate(default_rules())
         )
-        return Policy(found)
     policy = Policy(found)
     _cache[key] = (time.monotonic(), policy)
     return policy
