@@ -154,6 +154,9 @@ def start_server(url: str, port: int, var_dir: Path) -> subprocess.Popen[bytes]:
         # minute) would turn the benchmark into a test of the rate limiter.
         "EQIAN_RATE_LIMIT_INTAKE_PER_MINUTE": "100000000",
         "EQIAN_RATE_LIMIT_WRITE_PER_MINUTE": "100000000",  # the bare endpoint is a plain write
+        # 16 concurrent requests per worker: with the default 10 kept connections the workers
+        # spent their time opening and closing the rest (both endpoints alike)
+        "EQIAN_DB_POOL_SIZE": "20",
         "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [

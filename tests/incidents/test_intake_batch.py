@@ -67,9 +67,7 @@ async def test_concurrent_posts_are_written_together_and_completely(
         assert stored[f"k-{i}"].response == r.json()
 
 
-async def _filing(
-    db: AsyncSession, iw: IncWorld, body: dict[str, object], key: str | None
-) -> intake.Filing:
+async def _filing(db: AsyncSession, iw: IncWorld, body: dict[str, object], key: str | None) -> intake.Filing:
     actor = Principal.of(iw.world.users["station_officer"])
     parsed = schemas.IncidentIn.model_validate(body)
     digest = idempotency.request_hash(parsed.model_dump(mode="json"))

@@ -150,9 +150,7 @@ async def record(
     ip: str | None = None,
 ) -> AuditLog:
     """Append one row inside the caller's transaction: it commits or rolls back with the change."""
-    rows = await record_many(
-        session, [Entry(actor_id, actor_name, action, entity, entity_id, changes, ip)]
-    )
+    rows = await record_many(session, [Entry(actor_id, actor_name, action, entity, entity_id, changes, ip)])
     return rows[0]
 
 

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # How often each worker delivers outbox events; 0 disables the in-process dispatcher
     # (then run `eqian outbox run`).
     outbox_poll_seconds: float = Field(default=2.0, ge=0, le=3600)
+    # PostgreSQL connections each worker keeps open (up to 20 more are opened under bursts and
+    # closed again). Raise it for workers that serve many concurrent requests, within the
+    # server's max_connections (100 by default) across all workers and jobs.
+    db_pool_size: int = Field(default=10, ge=1, le=200)
     demo_password: str = "demo-pass-365"  # noqa: S105 - documented demo-only password
     # Incident classification rules; None means the lexicon shipped with the package.
     lexicon_path: Path | None = None

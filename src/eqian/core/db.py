@@ -85,7 +85,9 @@ def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
         conn.exec_driver_sql(f"BEGIN {begin}")
 
 
-def make_engine(url: str, *, sqlite_begin: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE") -> AsyncEngine:
+def make_engine(
+    url: str, *, sqlite_begin: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE", pool_size: int = 10
+) -> AsyncEngine:
     """An engine for ``url``.
 
     On SQLite, ``sqlite_begin`` picks how transactions start. IMMEDIATE takes the write lock up
@@ -97,10 +99,10 @@ def make_engine(url: str, *, sqlite_begin: Literal["IMMEDIATE", "DEFERRED"] = "I
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        # Up to 30 connections as before, but 20 of them kept: with 10 kept, a worker serving a
-        # few dozen concurrent requests opened and closed connections all the time (a new backend
-        # process and an SSL negotiation each), which showed in profiles of the intake benchmark.
-        kwargs.update(pool_size=20, max_overflow=10)
+        # Connections beyond ``pool_size`` are closed when returned: a worker serving more
+        # concurrent requests than that opens and closes connections all the time (a backend
+        # process and an SSL negotiation each), so busy workers set EQIAN_DB_POOL_SIZE higher.
+        kwargs.update(pool_size=pool_size, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _configure_sqlite(engine, sqlite_begin)

@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     url = settings.resolved_database_url()
     # Safe-method requests read through DEFERRED transactions; writes queue for SQLite's write
     # lock at BEGIN. On PostgreSQL one engine serves both.
-    engine = make_engine(url, sqlite_begin="DEFERRED")
+    engine = make_engine(url, sqlite_begin="DEFERRED", pool_size=settings.db_pool_size)
     write_engine = make_engine(url) if settings.is_sqlite else engine
 
     handlers.register_all()
