@@ -67,6 +67,68 @@ async def test_a_failing_handler_is_retried_later_and_does_not_block_others(
     assert await outbox.dispatch_pending(sessionmaker) == 0
 
 
+BATCH_TOPIC = "test.batched"
+
+
+async def test_batchable_events_share_a_transaction_and_a_failure_falls_back_to_one_each(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Events whose handlers are all batchable are handled in one transaction; when one of them
+    fails the batch rolls back (its writes too) and each event is tried alone, so the others get
+    through once and only the failing one is retried later."""
+    sessions: list[int] = []
+    written: list[int] = []
+
+    async def handler(session: AsyncSession, event: outbox.OutboxEvent) -> None:
+        sessions.append(id(session))
+        # a database write of the handler's own, which must commit or roll back with the event
+        outbox.emit(session, "test.written", {"n": event.payload["n"]})
+        if event.payload.get("fail"):
+            raise RuntimeError("handler failed")
+        written.append(event.payload["n"])
+
+    outbox.subscribe(BATCH_TOPIC, handler, batchable=True)
+    try:
+        async with sessionmaker() as s:
+            for n in range(5):
+                outbox.emit(s, BATCH_TOPIC, {"n": n})
+            await s.commit()
+        assert await outbox.dispatch_pending(sessionmaker) == 5
+        assert written == [0, 1, 2, 3, 4]
+        assert len(set(sessions)) == 1  # one session: one transaction for the five
+        assert await outbox.dispatch_pending(sessionmaker) == 5  # the handler's own events
+
+        sessions.clear()
+        written.clear()
+        async with sessionmaker() as s:
+            for n in range(5, 10):
+                outbox.emit(s, BATCH_TOPIC, {"n": n, "fail": n == 7})
+            await s.commit()
+        assert await outbox.dispatch_pending(sessionmaker) == 4
+        # the batch ran 5, 6, 7 and rolled back; then each alone
+        assert written == [5, 6, 5, 6, 8, 9]
+        by_topic = dict(
+            (
+                await db.execute(
+                    select(outbox.OutboxEvent.topic, func.count())
+                    .where(outbox.OutboxEvent.topic == "test.written")
+                    .group_by(outbox.OutboxEvent.topic)
+                )
+            ).all()
+        )
+        assert by_topic == {"test.written": 9}  # 0–4, 5, 6, 8, 9: nothing from the rolled-back batch
+        failed = await db.scalar(
+            select(outbox.OutboxEvent).where(
+                outbox.OutboxEvent.topic == BATCH_TOPIC, outbox.OutboxEvent.dispatched_at.is_(None)
+            )
+        )
+        assert failed is not None
+        assert (failed.payload["n"], failed.attempts, failed.last_error) == (7, 1, "handler failed")
+    finally:
+        outbox._handlers.pop(BATCH_TOPIC, None)
+        outbox._handlers.pop("test.written", None)
+
+
 async def test_environment_alert_reaches_bureau_station_and_partner_once(
     db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], world: World
 ) -> None:

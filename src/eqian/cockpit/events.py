@@ -88,4 +88,4 @@ async def on_event(session: AsyncSession, event: outbox.OutboxEvent) -> None:
 
 def register() -> None:
     for topic in ROLLUP_TOPICS:
-        outbox.subscribe(topic, on_event)
+        outbox.subscribe(topic, on_event, batchable=True)  # database writes and a best-effort publish

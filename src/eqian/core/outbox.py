@@ -24,6 +24,11 @@ log = logging.getLogger("eqian.outbox")
 
 Handler = Callable[[AsyncSession, "OutboxEvent"], Awaitable[None]]
 _handlers: dict[str, list[Handler]] = {}
+# Handlers that only write to the database (or publish best effort) and may therefore run for
+# many events in one transaction: if any of them fails, the whole batch rolls back and its events
+# are dispatched again one per transaction. A handler that sends something outside (SMS,
+# DingTalk) must not be one: a rolled-back batch would send it twice.
+_batchable: set[Handler] = set()
 MAX_ATTEMPTS = 10
 
 
@@ -47,10 +52,16 @@ def emit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> OutboxEv
     return event
 
 
-def subscribe(topic: str, handler: Handler) -> None:
+def subscribe(topic: str, handler: Handler, *, batchable: bool = False) -> None:
     handlers = _handlers.setdefault(topic, [])
     if handler not in handlers:
         handlers.append(handler)
+    if batchable:
+        _batchable.add(handler)
+
+
+def _batches(topic: str) -> bool:
+    return all(h in _batchable for h in _handlers.get(topic, []))
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -64,7 +75,7 @@ async def dispatch_pending(
     now = now or utcnow()
     async with factory() as session:
         query = (
-            select(OutboxEvent.id)
+            select(OutboxEvent.id, OutboxEvent.topic)
             .where(
                 OutboxEvent.dispatched_at.is_(None),
                 OutboxEvent.available_at <= now,
@@ -73,34 +84,79 @@ async def dispatch_pending(
             .order_by(OutboxEvent.id)
             .limit(limit)
         )
-        ids = list(await session.scalars(query))
+        due = (await session.execute(query)).all()
+    # Events of topics with only batchable handlers (an incident's cockpit mark, at hundreds a
+    # second) go through in one transaction; the rest, and a batch that failed, one by one.
+    together = [event_id for event_id, topic in due if _batches(topic)]
+    alone = [event_id for event_id, topic in due if not _batches(topic)]
     done = 0
-    for event_id in ids:
-        async with factory() as session:
-            lock = select(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.dispatched_at.is_(None))
-            if session.get_bind().dialect.name == "postgresql":
-                # Several workers may dispatch at once: each event is taken by one of them.
-                lock = lock.with_for_update(skip_locked=True)
-            event = await session.scalar(lock)
-            if event is None:
-                continue
-            topic = event.topic  # rollback expires the row; keep what the log line needs
-            try:
+    if together:
+        dispatched, failed = await _dispatch_together(factory, together)
+        done += dispatched
+        alone = sorted(alone + failed)
+    for event_id in alone:
+        done += await _dispatch_one(factory, event_id)
+    return done
+
+
+def _claim(ids: list[int], session: AsyncSession) -> Any:
+    query = (
+        select(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.dispatched_at.is_(None))
+        .order_by(OutboxEvent.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Several workers may dispatch at once: each event is taken by one of them.
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
+async def _dispatch_together(
+    factory: async_sessionmaker[AsyncSession], ids: list[int]
+) -> tuple[int, list[int]]:
+    """(events dispatched, events to try one by one because the batch failed)."""
+    async with factory() as session:
+        events = list(await session.scalars(_claim(ids, session)))
+        claimed = [e.id for e in events]
+        try:
+            for event in events:
                 for handler in _handlers.get(event.topic, []):
                     await handler(session, event)
-                event.dispatched_at = utcnow()
+            stamp = utcnow()
+            for event in events:
+                event.dispatched_at = stamp
+            await session.commit()
+        except Exception as exc:
+            await session.rollback()
+            log.warning(
+                "a batch of %d outbox events failed (%s); retrying them one by one", len(claimed), exc
+            )
+            return 0, claimed
+    return len(claimed), []
+
+
+async def _dispatch_one(factory: async_sessionmaker[AsyncSession], event_id: int) -> int:
+    async with factory() as session:
+        event = await session.scalar(_claim([event_id], session))
+        if event is None:
+            return 0
+        topic = event.topic  # rollback expires the row; keep what the log line needs
+        try:
+            for handler in _handlers.get(event.topic, []):
+                await handler(session, event)
+            event.dispatched_at = utcnow()
+            await session.commit()
+            return 1
+        except Exception as exc:  # a failing handler must not stop the others; it is retried
+            await session.rollback()
+            log.warning("outbox event %s (%s) failed: %s", event_id, topic, exc)
+            event = await session.get(OutboxEvent, event_id)
+            if event is not None:
+                event.attempts += 1
+                event.available_at = utcnow() + _backoff(event.attempts)
+                event.last_error = str(exc)[:500]
                 await session.commit()
-                done += 1
-            except Exception as exc:  # a failing handler must not stop the others; it is retried
-                await session.rollback()
-                log.warning("outbox event %s (%s) failed: %s", event_id, topic, exc)
-                event = await session.get(OutboxEvent, event_id)
-                if event is not None:
-                    event.attempts += 1
-                    event.available_at = utcnow() + _backoff(event.attempts)
-                    event.last_error = str(exc)[:500]
-                    await session.commit()
-    return done
+            return 0
 
 
 async def run_dispatcher(factory: async_sessionmaker[AsyncSession], every_seconds: float) -> None:

@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.write_sessionmaker = make_sessionmaker(write_engine)
+    app.state.auth_sessionmaker = make_sessionmaker(
+        engine if settings.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+    )
     app.state.intake_batcher = intake.IntakeBatcher(app.state.write_sessionmaker)
     app.state.templates = make_templates()
     settings.resolved_secret_key()  # create var/secret_key at start-up, not on a first request
