@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -132,3 +133,35 @@ async def test_refresh_now_is_for_the_bureau_and_audited(client: httpx.AsyncClie
     assert await incidents_total(client, h["bureau_admin"]) == (1, never[:2])
     actions = await db.scalars(select(AuditLog.action).where(AuditLog.action == "cockpit.rollups.refresh"))
     assert list(actions) == ["cockpit.rollups.refresh"]
+
+
+async def test_a_month_is_marked_once_per_transaction_and_again_in_the_next(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The outbox marks hundreds of incidents of one month in one transaction: one upsert each
+    month; a transaction after the refresh cleared the month marks it again."""
+    await make_cockpit_world(db)
+    upserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO COCKPIT_MONTHS"):
+            upserts.append(statement)
+
+    engine = sessionmaker.kw["bind"].sync_engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with sessionmaker() as s:
+            for _ in range(3):
+                await rollups.mark_dirty(s, ["2026-03"])
+            await rollups.mark_dirty(s, ["2026-03", "2026-02"])
+            await s.commit()
+            assert len(upserts) == 2
+            await rollups.refresh_month(db, "2026-03")
+            assert await db.scalar(select(CockpitMonth.dirty).where(CockpitMonth.month == "2026-03")) is False
+            upserts.clear()
+            await rollups.mark_dirty(s, ["2026-03"])
+            await s.commit()
+            assert len(upserts) == 1
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert await db.scalar(select(CockpitMonth.dirty).where(CockpitMonth.month == "2026-03")) is True

@@ -62,17 +62,38 @@ index_scores = table(
 # --- dirty marks ---------------------------------------------------------------------------------
 
 
+_MARKED = "cockpit.marked"  # session.info: (transaction, months marked in it)
+
+
 async def mark_dirty(session: AsyncSession, months: Iterable[str], *, now: dt.datetime | None = None) -> None:
-    """Mark months for recomputation (no commit). Safe to call from several workers at once."""
+    """Mark months for recomputation (no commit). Safe to call from several workers at once.
+
+    A month already marked in the session's current transaction is not marked again: the outbox
+    hands hundreds of new incidents of the same month to this in one transaction."""
     moment = now or utcnow()
+    todo = sorted(set(months) - _marked_in_transaction(session))
     insert = dialect_insert(session)
-    for month in sorted(set(months)):
+    for month in todo:
         stmt = insert(CockpitMonth).values(month=month, dirty=True, dirty_since=moment, rows=0)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[CockpitMonth.month], set_={"dirty": True, "dirty_since": moment}
             )
         )
+    transaction = session.sync_session.get_transaction()  # begun by the statements, if not before
+    memo = session.info.get(_MARKED)
+    if memo is None or memo[0] is not transaction:
+        memo = session.info[_MARKED] = (transaction, set[str]())
+    memo[1].update(todo)
+
+
+def _marked_in_transaction(session: AsyncSession) -> set[str]:
+    transaction = session.sync_session.get_transaction()
+    memo = session.info.get(_MARKED)
+    if transaction is None or memo is None or memo[0] is not transaction:
+        return set()
+    marked: set[str] = memo[1]
+    return marked
 
 
 async def dirty_months(session: AsyncSession) -> list[str]:
