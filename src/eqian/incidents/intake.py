@@ -382,6 +382,8 @@ class IntakeBatcher:
     async def submit(self, filing: Filing) -> tuple[dict[str, Any], bool]:
         """Wait until the batch holding ``filing`` has committed; its answer or its refusal."""
         future: asyncio.Future[tuple[dict[str, Any], bool]] = self._start().create_future()
+        # If the request is gone by then, its refusal is nobody's to read: not an asyncio warning.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.queue.append((filing, future))
         self.wakeup.set()
         # A client that goes away does not take its filing back: it is written with its batch,
