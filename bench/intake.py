@@ -10,10 +10,12 @@ classification, linking, routing, timeline, outbox, audit or idempotency key).
 ``CLIENTS`` concurrent clients post realistic Chinese descriptions (each request with its own
 ``Idempotency-Key``) for a fixed time; phases alternate full / bare / full / bare so that other
 load on the shared machine falls on both. Figures: requests per second and p50/p99 latency of
-each, their ratio, and the seconds to import a generated 110 export (CSV; 100,000 rows, or 5,000
-with ``--quick``) through ``eqian.incidents.transfer`` (classify, link, route, bulk insert).
+each, their ratio; the issue's target itself, an open-loop phase at ``--target-rate`` (1,000
+incidents/s) with the rate achieved and its p50/p99; intake latency while the safety index is
+computed; and the seconds to import a generated 110 export (CSV; 100,000 rows, or 5,000 with
+``--quick``) through ``eqian.incidents.transfer`` (classify, link, route, bulk insert).
 
-Usage: python bench/intake.py [--quick] [--intake-only] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
+Usage: python bench/intake.py [--quick] [--intake-only] [--target-rate N] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
 """
 
 from __future__ import annotations
@@ -449,6 +451,9 @@ async def main() -> None:
     parser.add_argument(
         "--intake-only", action="store_true", help="only the closed-loop phases (no index, no import)"
     )
+    parser.add_argument(
+        "--target-rate", type=float, default=1000.0, help="open-loop rate of the issue's target (incidents/s)"
+    )
     parser.add_argument("--index-loop", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.index_loop:
@@ -487,6 +492,18 @@ async def main() -> None:
                     await phase(base, "/bench/bare-incident", headers, args.clients, seconds, station_units)
                 )
                 print(f"round {r + 1} bare:  {bare[-1]}", flush=True)
+            # The issue's target as asked: this many incidents a second, open loop, whatever the
+            # answers take; achieved = answered / time until the last answer.
+            t0 = time.perf_counter()
+            at_target = await rate_phase(base, headers, args.target_rate, seconds, station_units)
+            target = {
+                "target_rate": args.target_rate,
+                "target_achieved_rps": round(at_target["requests"] / (time.perf_counter() - t0), 1),
+                "target_p50_ms": round(at_target["p50_ms"], 1),
+                "target_p99_ms": round(at_target["p99_ms"], 1),
+                "target_errors": at_target["errors"],
+            }
+            print(f"at the target rate: {target}", flush=True)
             # Half the closed-loop throughput, open loop: idle, then while the index job runs.
             rate = max(5.0, round(merge(full)["rps"] / 2))
             during: dict[str, Any] = {}
@@ -524,6 +541,7 @@ async def main() -> None:
         "rps_ratio": round(f["rps"] / b["rps"], 3) if b["rps"] else None,
         "p99_ratio": round(f["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else None,
         "cpus": os.cpu_count(),
+        **target,
         **during,
         **imported,
     }
