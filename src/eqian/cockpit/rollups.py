@@ -71,7 +71,7 @@ async def mark_dirty(session: AsyncSession, months: Iterable[str], *, now: dt.da
     A month already marked in the session's current transaction is not marked again: the outbox
     hands hundreds of new incidents of the same month to this in one transaction."""
     moment = now or utcnow()
-    todo = sorted(set(months) - _marked_in_transaction(session))
+    todo = sorted(set(months) - _marked(session))
     insert = dialect_insert(session)
     for month in todo:
         stmt = insert(CockpitMonth).values(month=month, dirty=True, dirty_since=moment, rows=0)
@@ -80,18 +80,15 @@ async def mark_dirty(session: AsyncSession, months: Iterable[str], *, now: dt.da
                 index_elements=[CockpitMonth.month], set_={"dirty": True, "dirty_since": moment}
             )
         )
-    transaction = session.sync_session.get_transaction()  # begun by the statements, if not before
+    _marked(session).update(todo)  # the transaction the statements began, if none had begun
+
+
+def _marked(session: AsyncSession) -> set[str]:
+    """The months marked in the session's current transaction."""
+    transaction = session.sync_session.get_transaction()
     memo = session.info.get(_MARKED)
     if memo is None or memo[0] is not transaction:
         memo = session.info[_MARKED] = (transaction, set[str]())
-    memo[1].update(todo)
-
-
-def _marked_in_transaction(session: AsyncSession) -> set[str]:
-    transaction = session.sync_session.get_transaction()
-    memo = session.info.get(_MARKED)
-    if transaction is None or memo is None or memo[0] is not transaction:
-        return set()
     marked: set[str] = memo[1]
     return marked
 

@@ -87,8 +87,10 @@ async def dispatch_pending(
         due = (await session.execute(query)).all()
     # Events of topics with only batchable handlers (an incident's cockpit mark, at hundreds a
     # second) go through in one transaction; the rest, and a batch that failed, one by one.
-    together = [event_id for event_id, topic in due if _batches(topic)]
-    alone = [event_id for event_id, topic in due if not _batches(topic)]
+    together: list[int] = []
+    alone: list[int] = []
+    for event_id, topic in due:
+        (together if _batches(topic) else alone).append(event_id)
     done = 0
     if together:
         dispatched, failed = await _dispatch_together(factory, together)
@@ -97,6 +99,11 @@ async def dispatch_pending(
     for event_id in alone:
         done += await _dispatch_one(factory, event_id)
     return done
+
+
+async def _handle(session: AsyncSession, event: OutboxEvent) -> None:
+    for handler in _handlers.get(event.topic, []):
+        await handler(session, event)
 
 
 def _claim(ids: list[int], session: AsyncSession) -> Any:
@@ -120,8 +127,7 @@ async def _dispatch_together(
         claimed = [e.id for e in events]
         try:
             for event in events:
-                for handler in _handlers.get(event.topic, []):
-                    await handler(session, event)
+                await _handle(session, event)
             stamp = utcnow()
             for event in events:
                 event.dispatched_at = stamp
@@ -142,8 +148,7 @@ async def _dispatch_one(factory: async_sessionmaker[AsyncSession], event_id: int
             return 0
         topic = event.topic  # rollback expires the row; keep what the log line needs
         try:
-            for handler in _handlers.get(event.topic, []):
-                await handler(session, event)
+            await _handle(session, event)
             event.dispatched_at = utcnow()
             await session.commit()
             return 1

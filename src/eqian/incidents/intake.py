@@ -39,7 +39,6 @@ from eqian.core.outbox import OutboxEvent
 from eqian.core.permissions import Principal
 from eqian.incidents import linking, routing, schemas, service
 from eqian.incidents.models import Incident, IncidentEvent
-from eqian.organizations.models import Station, Unit
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +85,16 @@ async def create_incident(
     except ValidationFailed:
         # A retry of a request that was stored answers as the first time, even if the registry
         # has changed since and the same body would no longer pass.
-        if idempotency_key is not None and (
-            stored := await _stored_answer(session, actor, idempotency_key, digest)
-        ):
-            return stored.body, True
+        if idempotency_key is not None:
+            with contextlib.suppress(Conflict):  # no stored answer for this key and body
+                stored = await idempotency.replay(
+                    session,
+                    user_id=actor.user_id,
+                    scope=service.IDEMPOTENCY_SCOPE,
+                    key=idempotency_key,
+                    request_hash=digest,
+                )
+                return stored.body, True
         raise
     # End the request's read transaction first: on SQLite it holds the write lock that the batch
     # needs, and a transaction left open across the wait would pin a pooled connection.
@@ -126,14 +131,12 @@ async def decide(
         v["source_key"] = f"u:{uuid.uuid4().hex}"
     station_name = linker.station_names.get(v["station_id"])
     unit = linker.units.get(v["unit_id"]) if v["unit_id"] else None
-    if station_name is None:  # the registry changed since the cache was built
-        station_name = await session.scalar(select(Station.name).where(Station.id == v["station_id"]))
-        unit_name = (
-            await session.scalar(select(Unit.name).where(Unit.id == v["unit_id"])) if v["unit_id"] else None
-        )
-    else:
-        unit_name = unit.name if unit else None
-    return Filing(actor, v, (station_name or "", unit_name), key, digest, body.number is not None, now)
+    names = (
+        (station_name, unit.name if unit else None)
+        if station_name is not None
+        else await service.names_of(session, v["station_id"], v["unit_id"])  # registry changed since
+    )
+    return Filing(actor, v, names, key, digest, body.number is not None, now)
 
 
 def _prepare(
@@ -163,22 +166,6 @@ def _prepare(
         source="api",
         created_by=actor.user_id or None,
     )
-
-
-async def _stored_answer(
-    session: AsyncSession, actor: Principal, key: str, digest: str
-) -> idempotency.Stored | None:
-    row = await session.scalar(
-        select(IdempotencyKey).where(
-            IdempotencyKey.user_id == actor.user_id,
-            IdempotencyKey.scope == service.IDEMPOTENCY_SCOPE,
-            IdempotencyKey.key == key,
-            IdempotencyKey.status_code != idempotency.PENDING,
-        )
-    )
-    if row is None or row.request_hash != digest or row.response is None:
-        return None
-    return idempotency.Stored(row.status_code, row.response)
 
 
 # --- writing -----------------------------------------------------------------------------------

@@ -378,9 +378,10 @@ def incident_out(i: Incident, names: tuple[str, str | None], now: dt.datetime) -
     )
 
 
-async def _names(session: AsyncSession, i: Incident) -> tuple[str, str | None]:
-    station = await session.scalar(select(Station.name).where(Station.id == i.station_id))
-    unit = await session.scalar(select(Unit.name).where(Unit.id == i.unit_id)) if i.unit_id else None
+async def names_of(session: AsyncSession, station_id: int, unit_id: int | None) -> tuple[str, str | None]:
+    """Station and unit names, read from the database (for when the cached registry lacks them)."""
+    station = await session.scalar(select(Station.name).where(Station.id == station_id))
+    unit = await session.scalar(select(Unit.name).where(Unit.id == unit_id)) if unit_id else None
     return station or "", unit
 
 
