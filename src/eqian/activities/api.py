@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.activities import schemas, service
@@ -13,8 +13,9 @@ from eqian.core.errors import field_error
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, Page
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/activities", tags=["activities"])
+router = Router(prefix="/api/v1/activities", tags=["activities"])
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 Actor = Annotated[Principal, Depends(get_principal)]

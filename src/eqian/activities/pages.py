@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,9 @@ from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +17,9 @@ from eqian.core.months import check as check_month
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdQuery, InputModel
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/cockpit", tags=["cockpit"])
+router = Router(prefix="/api/v1/cockpit", tags=["cockpit"])
 OUTLINE_PATH = Path(__file__).with_name("outline.geojson")
 
 Db = Annotated[AsyncSession, Depends(get_db)]

@@ -9,15 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Depends, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import Principal
 from eqian.core.schemas import Page
 from eqian.environment import schemas, service
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/environment", tags=["environment"])
+router = Router(prefix="/api/v1/environment", tags=["environment"])
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 Limit = Annotated[int, Query(ge=1, le=500)]

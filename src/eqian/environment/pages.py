@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -29,8 +29,9 @@ from eqian.environment.config import load_config
 from eqian.organizations import service as org_service
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # ASCII digits: \d would also take full-width ones

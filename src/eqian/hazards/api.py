@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
@@ -24,9 +24,10 @@ from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, InputModel, Limit, Offset, Page
 from eqian.hazards import schemas, service
 from eqian.web.deps import get_db, get_principal, get_settings
+from eqian.web.routing import Router
 
-inspections = APIRouter(prefix="/api/v1/inspections", tags=["hazards"])
-hazards = APIRouter(prefix="/api/v1/hazards", tags=["hazards"])
+inspections = Router(prefix="/api/v1/inspections", tags=["hazards"])
+hazards = Router(prefix="/api/v1/hazards", tags=["hazards"])
 M = TypeVar("M", bound=InputModel)
 
 Db = Annotated[AsyncSession, Depends(get_db)]

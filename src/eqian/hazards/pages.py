@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +21,9 @@ from eqian.hazards.api import parse_model, read_upload, uploads_dir
 from eqian.organizations import service as org_service
 from eqian.web.deps import get_db, get_principal, get_settings
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 PAGE_SIZE = 50
 BOARD_TABS = ("open", "fix_submitted", "overdue", "verified")
 OUTCOMES = ("pass", "fail", "na")

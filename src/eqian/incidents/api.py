@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,8 +19,9 @@ from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, Page
 from eqian.incidents import intake, schemas, service
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = Router(prefix="/api/v1/incidents", tags=["incidents"])
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 Actor = Annotated[Principal, Depends(get_principal)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -22,8 +22,9 @@ from eqian.incidents import classifier, intake, routing, schemas, service
 from eqian.organizations import service as org_service
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 PAGE_SIZE = 50
 OFFICER_TABS = ("queue", "open", "overdue", "resolved", "closed")
 UNIT_TABS = ("assigned", "in_progress", "resolved", "closed")

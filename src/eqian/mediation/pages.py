@@ -8,7 +8,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -23,8 +23,9 @@ from eqian.mediation import schemas, service
 from eqian.organizations import service as org_service
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 M = TypeVar("M", bound=InputModel)
 PAGE_SIZE = 50
 TABS = ("active", "closed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -20,9 +20,10 @@ from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, Page
 from eqian.core.storage import storage_from
 from eqian.messaging import schemas, service, ws
 from eqian.web.deps import get_db, get_principal, get_settings
+from eqian.web.routing import Router
 
-router = APIRouter()
-api = APIRouter(prefix="/api/v1/messaging", tags=["messaging"])
+router = Router()
+api = Router(prefix="/api/v1/messaging", tags=["messaging"])
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 Actor = Annotated[Principal, Depends(get_principal)]

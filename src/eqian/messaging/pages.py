@@ -12,7 +12,7 @@ import json
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +26,9 @@ from eqian.organizations import service as org_service
 from eqian.organizations.models import LiaisonAssignment, Unit, UnitCategory
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False, tags=["messaging-pages"])
+router = Router(include_in_schema=False, tags=["messaging-pages"])
 
 UNIT_ROLES = frozenset({Role.UNIT_SECURITY})
 MAP_LIMIT = 400

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,9 +43,10 @@ from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
 from eqian.messaging.direct import DirectWriter, Shared
 from eqian.messaging.models import Channel, Instruction, Receipt
+from eqian.web.routing import Router
 
 log = logging.getLogger("eqian.messaging.ws")
-router = APIRouter()
+router = Router()
 
 AUTH_TIMEOUT = 10.0
 CLOSE_BAD_AUTH = 4401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import Principal
@@ -12,8 +12,9 @@ from eqian.core.schemas import IdPath, Limit, Offset, Page
 from eqian.notifications import service
 from eqian.notifications.schemas import DeliveryOut, NotificationOut
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+router = Router(prefix="/api/v1/notifications", tags=["notifications"])
 
 
 @router.get("", response_model=Page[NotificationOut])

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, Page
 from eqian.organizations import schemas, service
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["organizations"])
+router = Router(prefix="/api/v1", tags=["organizations"])
 
 
 @router.get("/stations", response_model=Page[schemas.StationOut])

@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, Limit, Offset, OutputModel, Page
 from eqian.requests import schemas, service
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+router = Router(prefix="/api/v1/requests", tags=["requests"])
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 Actor = Annotated[Principal, Depends(get_principal)]

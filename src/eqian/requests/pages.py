@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,8 +18,9 @@ from eqian.mediation.pages import form_values, message_of, parse
 from eqian.requests import schemas, service
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 PAGE_SIZE = 50
 QUEUE_TABS = ("open", "overdue", "resolved")
 Db = Annotated[AsyncSession, Depends(get_db)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,8 +18,9 @@ from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, Limit, Offset
 from eqian.safety_index import schemas, service
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(tags=["safety-index"])
+router = Router(tags=["safety-index"])
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 Actor = Annotated[Principal, Depends(get_principal)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +24,9 @@ from eqian.safety_index.compute import GRADE_LABELS, GRADES
 from eqian.safety_index.schemas import MONTH_PATTERN
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 PAGE_SIZE = 50
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,8 +14,9 @@ from eqian.core.accounts import ROLE_LABELS_ZH
 from eqian.core.config import Settings
 from eqian.core.schemas import InputModel
 from eqian.web.deps import client_ip, get_auth, get_db, get_settings
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = Router(prefix="/api/v1/auth", tags=["auth"])
 
 
 class TokenOut(BaseModel):

@@ -21,7 +21,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hand-off (and a
+    # GIL contention) on every authenticated request for one attribute read.
     settings: Settings = request.app.state.settings
     return settings
 

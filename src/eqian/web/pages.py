@@ -6,7 +6,7 @@ import hmac
 import secrets
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +17,9 @@ from eqian.core.errors import Unauthorized
 from eqian.organizations import service as org_service
 from eqian.web.deps import SESSION_COOKIE, client_ip, get_auth, get_db, get_settings
 from eqian.web.headers import LANG_COOKIE
+from eqian.web.routing import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "eqian_login_csrf"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,8 +15,9 @@ from eqian.core.errors import field_error
 from eqian.core.permissions import Principal
 from eqian.core.schemas import IdPath, IdQuery, InputModel, Limit, Offset
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = Router(prefix="/api/v1/users", tags=["users"])
 
 AnchorId = int | None
 

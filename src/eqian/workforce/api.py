@@ -12,16 +12,17 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import Depends, File, Form, Query, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.errors import ValidationFailed
 from eqian.core.permissions import Principal
 from eqian.core.schemas import MAX_ID, IdPath, IdQuery, Limit, Offset, Page
 from eqian.web.deps import get_db, get_principal
+from eqian.web.routing import Router
 from eqian.workforce import schemas, service, transfer
 
-router = APIRouter(prefix="/api/v1/workers", tags=["workforce"])
+router = Router(prefix="/api/v1/workers", tags=["workforce"])
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 Actor = Annotated[Principal, Depends(get_principal)]

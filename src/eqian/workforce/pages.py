@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,9 +23,10 @@ from eqian.core.permissions import REVEAL_ROLES, Principal
 from eqian.core.schemas import IdPath
 from eqian.web.deps import get_db, get_principal
 from eqian.web.pages import render
+from eqian.web.routing import Router
 from eqian.workforce import schemas, service, transfer
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 PAGE_SIZE = 100
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 NOTICES = {
