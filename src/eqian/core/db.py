@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     SQLColumnExpression,
+    Table,
     any_,
     bindparam,
     event,
@@ -41,6 +42,15 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for writes that go around the ORM's unit of work and bulk paths.
+
+    Those paths cost tens of microseconds per row, and the bulk insert starts a new statement
+    wherever a nullable column is None in one row and set in the next (2,000 units became ~900
+    statements); a Core ``insert`` with a list of rows is one multi-row statement (executemany)."""
+    return cast(Table, model.__table__)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

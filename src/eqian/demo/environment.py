@@ -28,13 +28,13 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.db import Base
+from eqian.core.db import Base, table_of
 from eqian.core.geo import point_in_polygon
 from eqian.demo import names
 from eqian.demo.names import ProcessKind, StationPlace
@@ -173,7 +173,7 @@ class EnvironmentPlan:
 async def insert_environment(session: AsyncSession, plan: EnvironmentPlan) -> None:
     """Bulk-insert the registry, the ledger, eco incidents and patrols (after units and users)."""
     for model, rows in plan.tables():
-        table = cast(Table, model.__table__)
+        table = table_of(model)
         for start in range(0, len(rows), CHUNK):
             await session.execute(insert(table), rows[start : start + CHUNK])
 

@@ -13,14 +13,14 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from faker import Faker
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.core.accounts import Role, User
-from eqian.core.db import Base
+from eqian.core.db import Base, table_of
 from eqian.core.ids import CREDIT_CODE_ALPHABET, make_credit_code
 from eqian.core.passwords import hash_password
 from eqian.demo import environment, names
@@ -98,12 +98,6 @@ BIG_STAFF = 100
 SMALL_STAFF = 60
 
 
-def _table(model: type[Base]) -> Table:
-    # Rows go in through Core, not the ORM's bulk insert: the ORM starts a new statement wherever a
-    # nullable column is None in one row and set in the next, which split 2,000 units into ~900.
-    return cast(Table, model.__table__)
-
-
 # Explicit ids go into these tables; PostgreSQL's sequences must be moved past them afterwards.
 _ID_MODELS: tuple[type[Base], ...] = (
     Bureau,
@@ -115,7 +109,7 @@ _ID_MODELS: tuple[type[Base], ...] = (
     User,
     *environment.ID_MODELS,
 )
-_ID_TABLES: tuple[Table, ...] = tuple(_table(model) for model in _ID_MODELS)
+_ID_TABLES: tuple[Table, ...] = tuple(table_of(model) for model in _ID_MODELS)
 
 
 @dataclass(frozen=True)
@@ -210,14 +204,14 @@ async def seed_demo(
 
         await _insert_categories(session)
         if plan.bureau is not None:
-            await session.execute(insert(_table(Bureau)), [plan.bureau])
-        await session.execute(insert(_table(Station)), plan.stations)
-        await session.execute(insert(_table(ServicePoint)), plan.service_points)
-        await session.execute(insert(_table(MediationTeam)), plan.teams)
+            await session.execute(insert(table_of(Bureau)), [plan.bureau])
+        await session.execute(insert(table_of(Station)), plan.stations)
+        await session.execute(insert(table_of(ServicePoint)), plan.service_points)
+        await session.execute(insert(table_of(MediationTeam)), plan.teams)
         env = plan.env
         if env is None:  # pragma: no cover - build() always plans it
             raise RuntimeError("the plan has no eco-policing data")
-        await session.execute(insert(_table(JointZone)), [env.zone])
+        await session.execute(insert(table_of(JointZone)), [env.zone])
 
         total = len(plan.units) + len(plan.contacts)
         done = 0
@@ -226,13 +220,13 @@ async def seed_demo(
         for model, rows in ((Unit, plan.units), (Contact, plan.contacts)):
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start : start + CHUNK]
-                await session.execute(insert(_table(model)), chunk)
+                await session.execute(insert(table_of(model)), chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
 
-        await session.execute(insert(_table(User)), plan.users)
-        await session.execute(insert(_table(LiaisonAssignment)), plan.assignments)
+        await session.execute(insert(table_of(User)), plan.users)
+        await session.execute(insert(table_of(LiaisonAssignment)), plan.assignments)
         await environment.insert_environment(session, env)
         # The domains that build on units seed themselves from what is now in the session.
         for seed_domain in DOMAIN_SEEDS if domains else ():
@@ -284,7 +278,7 @@ async def _insert_categories(session: AsyncSession) -> None:
         if c.code not in existing
     ]
     if rows:
-        await session.execute(insert(_table(UnitCategory)), rows)
+        await session.execute(insert(table_of(UnitCategory)), rows)
 
 
 async def _advance_sequences(session: AsyncSession) -> None:

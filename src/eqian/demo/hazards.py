@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.accounts import Role, User
-from eqian.core.db import Base
+from eqian.core.db import Base, table_of
 from eqian.demo.risk import hidden_risk
 from eqian.hazards.jobs import level_for
 from eqian.hazards.models import ChecklistItem, Hazard, HazardEvent, Inspection, InspectionResult
@@ -29,10 +29,6 @@ PAGE = 3000  # rows per INSERT; SQLAlchemy shrinks a page to stay under the driv
 RECENT = dt.timedelta(days=60)  # a hazard stuck longer than this was fixed late, not left open
 Row = dict[str, Any]
 MODELS: tuple[type[Base], ...] = (Inspection, InspectionResult, Hazard, HazardEvent)
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
 
 
 def _fail_rate(risk: float) -> float:
@@ -48,7 +44,7 @@ def _working_time(day: dt.date, rng: random.Random) -> dt.datetime:
 async def _next_ids(session: AsyncSession) -> dict[type[Base], int]:
     ids: dict[type[Base], int] = {}
     for model in MODELS:
-        table = _table(model)
+        table = table_of(model)
         ids[model] = int(await session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
     return ids
 
@@ -213,12 +209,12 @@ async def seed_hazards(session: AsyncSession, *, seed: int, today: dt.date) -> d
     for table_model, rows in batches:
         for i in range(0, len(rows), CHUNK):
             await session.execute(
-                insert(_table(table_model)).execution_options(insertmanyvalues_page_size=PAGE),
+                insert(table_of(table_model)).execution_options(insertmanyvalues_page_size=PAGE),
                 rows[i : i + CHUNK],
             )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         for model in MODELS:
-            name = _table(model).name
+            name = table_of(model).name
             await session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - names from our models

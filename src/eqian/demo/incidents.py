@@ -13,13 +13,13 @@ import datetime as dt
 import random
 from collections import Counter
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.accounts import Role, User
-from eqian.core.db import Base
+from eqian.core.db import table_of
 from eqian.demo.risk import hidden_risk
 from eqian.incidents import classifier, routing
 from eqian.incidents.models import Incident, IncidentEvent
@@ -116,10 +116,6 @@ UNIT_BASE, UNIT_RISK = 0.8, 7.0
 STREET_PER_STATION = 1500
 FULL_TIMELINE = dt.timedelta(days=90)
 UNIT_DECLINE, STREET_DECLINE = 0.25, 0.0  # fall per year: enterprise-related -25 %, street calls flat
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
 
 
 def _weights(templates: dict[str, tuple[str, ...]], risk: float) -> tuple[list[str], list[float]]:
@@ -336,10 +332,10 @@ async def seed_incidents(session: AsyncSession, *, seed: int, today: dt.date) ->
 
     for model, rows in ((Incident, incidents), (IncidentEvent, events)):
         for i in range(0, len(rows), CHUNK):
-            await session.execute(insert(_table(model)), rows[i : i + CHUNK])
+            await session.execute(insert(table_of(model)), rows[i : i + CHUNK])
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         for model in (Incident, IncidentEvent):
-            name = _table(model).name
+            name = table_of(model).name
             await session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - names from our models

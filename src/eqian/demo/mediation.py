@@ -14,13 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, inspect, select, text, update
+from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.accounts import Role, User
-from eqian.core.db import Base
+from eqian.core.db import Base, table_of
 from eqian.core.ids import make_resident_id
 from eqian.demo import names
 from eqian.demo.risk import hidden_risk
@@ -85,14 +85,10 @@ AMOUNTS = {  # yuan, lognormal-ish ranges per type
 }
 
 
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
-
 async def _next_ids(session: AsyncSession) -> dict[type[Base], int]:
     out: dict[type[Base], int] = {}
     for model in MODELS:
-        t = _table(model)
+        t = table_of(model)
         out[model] = int(await session.scalar(select(func.coalesce(func.max(t.c.id), 0))) or 0) + 1
     return out
 
@@ -392,10 +388,10 @@ async def seed_mediation(session: AsyncSession, *, seed: int, today: dt.date) ->
     )
     for table_model, rows in batches:
         for i in range(0, len(rows), CHUNK):
-            await session.execute(insert(_table(table_model)), rows[i : i + CHUNK])
+            await session.execute(insert(table_of(table_model)), rows[i : i + CHUNK])
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         for model in MODELS:
-            name = _table(model).name
+            name = table_of(model).name
             await session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - names from our models

@@ -18,9 +18,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.accounts import Role, User
+from eqian.core.db import table_of
 from eqian.demo.risk import hidden_risk
 from eqian.messaging.models import Channel, Instruction, Message, Receipt
-from eqian.messaging.service import ensure_channels, member_clause, table_of
+from eqian.messaging.service import ensure_channels, member_clause
 from eqian.organizations.models import Unit
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.db import Base
+from eqian.core.db import Base, table_of
 from eqian.demo.risk import hidden_risk
 from eqian.organizations.models import LiaisonAssignment, Unit
 from eqian.requests.models import EnterpriseRequest, RequestDepartment, RequestEvent
@@ -49,10 +49,6 @@ REPLIES = {
 }
 
 
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
-
 def _poisson(rng: random.Random, lam: float) -> int:
     limit, k, p = pow(2.718281828459045, -lam), 0, 1.0
     while True:
@@ -86,7 +82,7 @@ async def seed_requests(session: AsyncSession, *, seed: int, today: dt.date) -> 
     start = now - dt.timedelta(days=365 * YEARS)
     year = dt.timedelta(days=365)
     next_id = {
-        m: int(await session.scalar(select(func.coalesce(func.max(_table(m).c.id), 0))) or 0) + 1
+        m: int(await session.scalar(select(func.coalesce(func.max(table_of(m).c.id), 0))) or 0) + 1
         for m in MODELS
     }
     requests: list[Row] = []
@@ -186,11 +182,11 @@ async def seed_requests(session: AsyncSession, *, seed: int, today: dt.date) -> 
 
     for table_model, rows in ((EnterpriseRequest, requests), (RequestEvent, events)):
         for i in range(0, len(rows), CHUNK):
-            await session.execute(insert(_table(table_model)), rows[i : i + CHUNK])
+            await session.execute(insert(table_of(table_model)), rows[i : i + CHUNK])
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         seq_models: tuple[type[Base], ...] = (*MODELS, RequestDepartment)
         for model in seq_models:
-            name = _table(model).name
+            name = table_of(model).name
             await session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - names from our models

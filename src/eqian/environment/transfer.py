@@ -33,18 +33,18 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit
 from eqian.core.accounts import Role
-from eqian.core.db import utcnow
+from eqian.core.db import table_of, utcnow
 from eqian.core.errors import AppError, Conflict, Forbidden, NotFound
 from eqian.core.permissions import Principal
 from eqian.environment.balance import effective
@@ -760,7 +760,7 @@ def _digest(path: Path) -> str:
 
 
 async def _insert(session: AsyncSession, model: type[Any], rows: list[dict[str, Any]]) -> None:
-    table = cast(Table, model.__table__)
+    table = table_of(model)
     for start in range(0, len(rows), _CHUNK):
         await session.execute(insert(table), rows[start : start + _CHUNK])
 

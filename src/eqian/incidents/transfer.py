@@ -23,16 +23,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit
-from eqian.core.db import refresh_statistics, utcnow
+from eqian.core.db import refresh_statistics, table_of, utcnow
 from eqian.core.errors import ValidationFailed
 from eqian.core.outbox import OutboxEvent
 from eqian.core.permissions import Principal
@@ -360,10 +360,6 @@ def check_row(
 # --- the import ----------------------------------------------------------------------------------
 
 
-def _table(model: type[Any]) -> Table:
-    return cast(Table, model.__table__)
-
-
 async def _existing_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(keys), KEY_CHUNK):
@@ -436,7 +432,7 @@ async def import_rows(
     if dry_run or not fresh:
         await session.rollback()
         return result
-    incidents, events, outbox = _table(Incident), _table(IncidentEvent), _table(OutboxEvent)
+    incidents, events, outbox = table_of(Incident), table_of(IncidentEvent), table_of(OutboxEvent)
     actor_id = actor.user_id or None
     for i in range(0, len(fresh), CHUNK):
         chunk = fresh[i : i + CHUNK]

@@ -20,7 +20,6 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
-    Table,
     and_,
     case,
     exists,
@@ -38,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit, outbox, pubsub
 from eqian.core.accounts import Role, User
-from eqian.core.db import dialect_insert, utcnow
+from eqian.core.db import dialect_insert, table_of, utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
 from eqian.core.geo import haversine_m
 from eqian.core.permissions import Principal, ScopeKind
@@ -70,11 +69,6 @@ def channel_topic(channel_id: int) -> str:
 
 
 CHANNELS_TOPIC = "channels"  # a channel was created: workers let matching connections join it
-
-
-def table_of(model: type[Any]) -> Table:
-    """The Core table of a model: plain executemany inserts, not the ORM's per-row path."""
-    return cast(Table, model.__table__)
 
 
 # --- registry channels ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from eqian.core import auth, gcpolicy, pubsub
 from eqian.core.accounts import AuthSession, Role, User
 from eqian.core.config import Settings
-from eqian.core.db import among, utcnow
+from eqian.core.db import among, table_of, utcnow
 from eqian.core.errors import AppError
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
@@ -164,8 +164,8 @@ class Op:
     delivered: dt.datetime | None = None  # when the message went out, from a delivered mark it replaced
 
 
-RECEIPTS, INSTRUCTIONS = service.table_of(Receipt), service.table_of(Instruction)
-AUTH_SESSIONS, USERS = service.table_of(AuthSession), service.table_of(User)
+RECEIPTS, INSTRUCTIONS = table_of(Receipt), table_of(Instruction)
+AUTH_SESSIONS, USERS = table_of(AuthSession), table_of(User)
 
 
 def live_sign_ins(auth_ids: Iterable[int], dialect: str) -> ColumnElement[bool]:
