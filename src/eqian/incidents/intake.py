@@ -295,23 +295,25 @@ async def _claim_keys(
     if not keyed:
         return {}
     at = utcnow()
+    keys = table_of(IdempotencyKey)
+    # One statement for the table, with the batch's rows as parameters (the driver's executemany,
+    # sent as multi-row VALUES): compiled once, where rows inlined with .values() compiled anew for
+    # every batch size.
     rows = await session.execute(
-        dialect_insert(session)(IdempotencyKey)
-        .values(
-            [
-                {
-                    "user_id": filings[i].actor.user_id,
-                    "scope": service.IDEMPOTENCY_SCOPE,
-                    "key": filings[i].key,
-                    "request_hash": filings[i].digest,
-                    "status_code": idempotency.PENDING,
-                    "created_at": at,
-                }
-                for i in keyed
-            ]
-        )
+        dialect_insert(session)(keys)
         .on_conflict_do_nothing(index_elements=["user_id", "scope", "key"])
-        .returning(IdempotencyKey.id, IdempotencyKey.user_id, IdempotencyKey.key)
+        .returning(keys.c.id, keys.c.user_id, keys.c.key),
+        [
+            {
+                "user_id": filings[i].actor.user_id,
+                "scope": service.IDEMPOTENCY_SCOPE,
+                "key": filings[i].key,
+                "request_hash": filings[i].digest,
+                "status_code": idempotency.PENDING,
+                "created_at": at,
+            }
+            for i in keyed
+        ],
     )
     claimed = {(user_id, key): row_id for row_id, user_id, key in rows}
     claims: dict[int, int] = {}
