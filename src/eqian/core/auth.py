@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from eqian.core.config import Settings
 from eqian.core.errors import AppError, Unauthorized, ValidationFailed, field_error
 from eqian.core.passwords import check_policy, hash_password, needs_rehash, verify_password
 from eqian.core.permissions import Principal
+from eqian.core.session_cache import SessionCache
 
 # One message for unknown user, wrong password and locked account, so a caller cannot tell
 # which accounts exist or which are locked.
@@ -140,6 +141,10 @@ class Resolved:
     user: User
 
 
+# Each worker's resolved tokens, emptied whenever sessions end (core.session_cache).
+resolved_sessions: SessionCache[Resolved] = SessionCache(SESSIONS_TOPIC)
+
+
 def _live(auth: AuthSession, user: User, kind: str, now: dt.datetime, settings: Settings) -> bool:
     idle_limit = dt.timedelta(minutes=settings.session_idle_minutes)
     return not (
@@ -165,11 +170,13 @@ async def resolve_token(
     session: AsyncSession, settings: Settings, token: str, *, kind: str, ip: str | None
 ) -> Resolved:
     """The live session behind a token, or Unauthorized. Cookie sessions also expire when idle."""
+    generation = resolved_sessions.generation
+    digest = token_digest(token)
     row = (
         await session.execute(
             select(AuthSession, User)
             .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.token_hash == token_digest(token), AuthSession.kind == kind)
+            .where(AuthSession.token_hash == digest, AuthSession.kind == kind)
         )
     ).first()
     now = _now()
@@ -178,7 +185,21 @@ async def resolve_token(
     auth, user = row
     if now - auth.last_seen_at > dt.timedelta(minutes=1):
         await _touch(session, [auth.id], now)
-    return Resolved(principal=Principal.of(user, ip=ip), auth=auth, user=user)
+    resolved = Resolved(principal=Principal.of(user, ip=ip), auth=auth, user=user)
+    if settings.auth_cache_seconds > 0:
+        resolved_sessions.put((digest, kind), resolved, generation)
+    return resolved
+
+
+def resolve_cached(settings: Settings, token: str, *, kind: str, ip: str | None) -> Resolved | None:
+    """What ``resolve_token`` gave for this token a moment ago, if it is still live; else None (ask
+    the database: the session may have ended, or it is simply not kept)."""
+    if settings.auth_cache_seconds <= 0:
+        return None
+    kept = resolved_sessions.get((token_digest(token), kind), settings.auth_cache_seconds)
+    if kept is None or not _live(kept.auth, kept.user, kind, _now(), settings):
+        return None
+    return kept if kept.principal.ip == ip else replace(kept, principal=replace(kept.principal, ip=ip))
 
 
 async def resolve_tokens(
@@ -223,6 +244,7 @@ async def logout(session: AsyncSession, auth_session_id: int, principal: Princip
         ip=principal.ip,
     )
     await session.commit()
+    resolved_sessions.clear()  # here at once; the other workers when the message reaches them
     await pubsub.publish(SESSIONS_TOPIC, {"auth_id": auth_session_id})
 
 
@@ -239,6 +261,7 @@ async def revoke_sessions(session: AsyncSession, user_id: int, *, except_auth_id
 
 
 async def announce_revoked(user_id: int, *, except_auth_id: int | None = None) -> None:
+    resolved_sessions.clear()
     await pubsub.publish(SESSIONS_TOPIC, {"user_id": user_id, "except_auth_id": except_auth_id})
 
 

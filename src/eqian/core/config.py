@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     token_ttl_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
     session_idle_minutes: int = Field(default=30, ge=5, le=24 * 60)
     session_absolute_minutes: int = Field(default=720, ge=30, le=7 * 24 * 60)
+    # How long a worker reuses a resolved token before asking the database again (core.session_cache);
+    # sessions ended through the application are dropped at once, 0 asks on every request.
+    auth_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
     # How often each worker delivers outbox events; 0 disables the in-process dispatcher

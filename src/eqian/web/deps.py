@@ -65,17 +65,18 @@ async def get_auth(
     autocommit on PostgreSQL, a read session on SQLite), not inside the request's transaction:
     a request whose work is written elsewhere (an incident, by the intake batcher) then costs one
     round trip here instead of BEGIN, SELECT and ROLLBACK, and on SQLite a write request does not
-    take the write lock before it knows who is asking.
+    take the write lock before it knows who is asking. A token this worker resolved in the last
+    ``auth_cache_seconds`` is not looked up again (``core.session_cache``: dropped when sessions end).
     """
     ip = client_ip(request)
-    async with request.app.state.auth_sessionmaker() as session:
-        if token:
-            resolved = await auth.resolve_token(session, settings, token, kind="bearer", ip=ip)
-        else:
-            cookie = request.cookies.get(SESSION_COOKIE)
-            if not cookie:
-                raise Unauthorized("请先登录", code="not_authenticated")
-            resolved = await auth.resolve_token(session, settings, cookie, kind="cookie", ip=ip)
+    kind = "bearer" if token else "cookie"
+    credential = token or request.cookies.get(SESSION_COOKIE)
+    if not credential:
+        raise Unauthorized("请先登录", code="not_authenticated")
+    resolved = auth.resolve_cached(settings, credential, kind=kind, ip=ip)
+    if resolved is None:
+        async with request.app.state.auth_sessionmaker() as session:
+            resolved = await auth.resolve_token(session, settings, credential, kind=kind, ip=ip)
     if (
         token is None
         and request.method not in SAFE_METHODS
