@@ -72,6 +72,24 @@ ROADS = ("大港路", "珍贝路", "织里南路", "康泰路", "吴兴大道", 
 # --- the app factory uvicorn imports (``intake:bench_app``) ---------------------------------------
 
 
+class ServerClock:
+    """Outermost ASGI middleware of the bench app: how long each incident post took inside the
+    worker (from the moment uvicorn handed it over to the last byte of the answer), so a run can
+    tell the server's latency from time spent in sockets, the kernel and the load generator."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.ms: list[float] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/api/v1/incidents":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        await self.app(scope, receive, send)
+        self.ms.append((time.perf_counter() - t0) * 1000)
+
+
 def bench_app() -> FastAPI:
     from eqian.core.db import utcnow
     from eqian.core.permissions import Principal
@@ -80,6 +98,19 @@ def bench_app() -> FastAPI:
     from eqian.web.deps import get_db, get_principal
 
     app = create_app()
+    clock: list[ServerClock] = []
+
+    def outermost(inner: Any) -> ServerClock:
+        clock.append(ServerClock(inner))
+        return clock[0]
+
+    app.add_middleware(outermost)
+
+    @app.get("/bench/server-latency", include_in_schema=False)
+    async def server_latency() -> JSONResponse:
+        """This worker's incident-post durations since the last call (then forgotten)."""
+        ms, clock[0].ms = clock[0].ms, []
+        return JSONResponse({"pid": os.getpid(), "ms": ms})
 
     @app.post("/bench/bare-incident", status_code=201, include_in_schema=False)
     async def bare(
@@ -321,6 +352,20 @@ async def rate_phase(
     }
 
 
+async def server_ms(base: str, workers: int = 2) -> list[float]:
+    """Every worker's incident-post durations since the last call (``ServerClock``): asked on new
+    connections until each worker has answered once."""
+    seen: dict[int, list[float]] = {}
+    async with httpx.AsyncClient() as client:
+        for _ in range(50):
+            r = await client.get(base + "/bench/server-latency", headers={"Connection": "close"})
+            answer = r.json()
+            seen.setdefault(answer["pid"], []).extend(answer["ms"])
+            if len(seen) == workers:
+                break
+    return sorted(ms for found in seen.values() for ms in found)
+
+
 async def index_loop(url: str) -> None:
     """The safety index job computed again and again, for the intake-while-the-index-runs phase."""
     from eqian.core.db import make_engine, make_sessionmaker
@@ -494,14 +539,19 @@ async def main() -> None:
                 print(f"round {r + 1} bare:  {bare[-1]}", flush=True)
             # The issue's target as asked: this many incidents a second, open loop, whatever the
             # answers take; achieved = answered / time until the last answer.
+            await server_ms(base)
             t0 = time.perf_counter()
             at_target = await rate_phase(base, headers, args.target_rate, seconds, station_units)
+            inside = await server_ms(base)
             target = {
                 "target_rate": args.target_rate,
                 "target_achieved_rps": round(at_target["requests"] / (time.perf_counter() - t0), 1),
                 "target_p50_ms": round(at_target["p50_ms"], 1),
                 "target_p99_ms": round(at_target["p99_ms"], 1),
                 "target_errors": at_target["errors"],
+                # the same requests timed inside the workers (uvicorn hand-over to last byte)
+                "target_server_p50_ms": round(statistics.median(inside), 1) if inside else None,
+                "target_server_p99_ms": round(_p99(inside), 1) if inside else None,
             }
             print(f"at the target rate: {target}", flush=True)
             # Half the closed-loop throughput, open loop: idle, then while the index job runs.
