@@ -158,3 +158,17 @@ async def test_a_stored_request_replays_after_the_registry_changed(
         "message": "单位不存在或不在您的辖区内",
     }
     assert await _count(db, Incident) == 1
+
+
+async def test_a_refusal_that_is_no_duplicate_is_not_called_one(app: FastAPI, db: AsyncSession) -> None:
+    """The database refusing a filing for another reason (here a unit that no longer exists) is a
+    409 to retry, not "already filed", and the rest of the batch is stored."""
+    iw = await make_inc_world(db)
+    gone = await _filing(db, iw, {"description": TEXT, "number": "110-9"}, None)
+    gone.values["unit_id"] = 987_654
+    fine = await _filing(db, iw, {"description": TEXT, "number": "110-10"}, None)
+    async with app.state.write_sessionmaker() as session:
+        outcomes = await intake.store(session, [gone, fine])
+    assert [_code(o) for o in outcomes] == ["intake_conflict", "created"]
+    assert await _count(db, Incident) == 1
+    assert (await audit.verify(db)).ok

@@ -177,22 +177,28 @@ async def store(session: AsyncSession, filings: list[Filing]) -> list[Outcome]:
         outcomes = await _write(session, filings)
         await session.commit()
         return outcomes
-    except IntegrityError:
+    except IntegrityError as exc:
         await session.rollback()
         if len(filings) > 1:
             log.info("an intake batch of %d met a concurrent duplicate; writing one by one", len(filings))
             return [outcome for f in filings for outcome in await store(session, [f])]
-        return [await _lost_race(session, filings[0])]
+        return [await _lost_race(session, filings[0], exc)]
 
 
-async def _lost_race(session: AsyncSession, f: Filing) -> Outcome:
-    """A lone filing refused at insert or commit: its number or its key was stored meanwhile."""
-    if f.key is None:
-        return Conflict(DUPLICATE, code="duplicate_incident")
+async def _lost_race(session: AsyncSession, f: Filing, exc: IntegrityError) -> Outcome:
+    """A lone filing refused at insert or commit: its key or its number was stored meanwhile, or
+    (what the registry's cache should never let through) a row it refers to is gone."""
     try:
-        return await _replay(session, f)
+        if f.key is not None:
+            return await _replay(session, f)
+        if f.numbered and await session.scalar(
+            select(Incident.id).where(Incident.source_key == f.values["source_key"])
+        ):
+            return Conflict(DUPLICATE, code="duplicate_incident")
     finally:
         await session.rollback()
+    log.error("an incident could not be stored: %s", exc.orig)
+    return Conflict("警情未能保存（数据已变化），请重试", code="intake_conflict")
 
 
 async def _replay(session: AsyncSession, f: Filing) -> Outcome:
