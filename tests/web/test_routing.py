@@ -63,11 +63,21 @@ def test_the_guard_never_changes_a_match(app: FastAPI, monkeypatch: pytest.Monke
                     found.append(route.matches(scope)[0])
         return found
 
+    consulted = 0
+    heads = Router.heads
+
+    def counting(self: Router) -> tuple[str, ...] | None:
+        nonlocal consulted
+        consulted += 1
+        return heads(self)
+
+    monkeypatch.setattr(Router, "heads", counting)
     guarded = outcomes()
+    # the guard is consulted for every probe (a FastAPI release that stops calling
+    # APIRouter.matches would make it dead code, and this test would say so)
+    assert consulted >= len(guarded)
     monkeypatch.setattr(Router, "heads", lambda self: None)
     assert guarded == outcomes()
-    # and the guard did answer most of them without trying the routes
-    assert guarded.count(Match.NONE) > 0.9 * len(guarded)
 
 
 def test_a_router_with_no_routes_matches_nothing() -> None:
