@@ -11,7 +11,8 @@ classification, linking, routing, timeline, outbox, audit or idempotency key).
 ``Idempotency-Key``) for a fixed time; phases alternate full / bare / full / bare so that other
 load on the shared machine falls on both. Figures: requests per second and p50/p99 latency of
 each, their ratio; the issue's target itself, an open-loop phase at ``--target-rate`` (1,000
-incidents/s) with the rate achieved and its p50/p99; intake latency while the safety index is
+incidents/s) with the rate achieved and its p50/p99, at the client and inside the workers
+(``ServerClock``); intake latency while the safety index is
 computed; and the seconds to import a generated 110 export (CSV; 100,000 rows, or 5,000 with
 ``--quick``) through ``eqian.incidents.transfer`` (classify, link, route, bulk insert).
 
