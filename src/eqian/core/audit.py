@@ -169,36 +169,20 @@ async def record_many(session: AsyncSession, entries: list[Entry]) -> None:
     rows: list[dict[str, Any]] = []
     for entry in entries:
         seq += 1
-        entity_id = None if entry.entity_id is None else str(entry.entity_id)
-        changes = _jsonable(entry.changes)
-        digest = _digest(
-            seq=seq,
-            ts=ts,
-            actor_id=entry.actor_id,
-            actor_name=entry.actor_name,
-            action=entry.action,
-            entity=entry.entity,
-            entity_id=entity_id,
-            changes=changes,
-            ip=entry.ip,
-            prev_hash=prev_hash,
-        )
-        rows.append(
-            {
-                "seq": seq,
-                "ts": ts,
-                "actor_id": entry.actor_id,
-                "actor_name": entry.actor_name,
-                "action": entry.action,
-                "entity": entry.entity,
-                "entity_id": entity_id,
-                "changes": changes,
-                "ip": entry.ip,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
-        )
-        prev_hash = digest
+        row: dict[str, Any] = {
+            "seq": seq,
+            "ts": ts,
+            "actor_id": entry.actor_id,
+            "actor_name": entry.actor_name,
+            "action": entry.action,
+            "entity": entry.entity,
+            "entity_id": None if entry.entity_id is None else str(entry.entity_id),
+            "changes": _jsonable(entry.changes),
+            "ip": entry.ip,
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = _digest(**row)
+        rows.append(row)
     await session.execute(insert(table_of(AuditLog)), rows)
 
 
