@@ -158,11 +158,12 @@ async def audit_guard_lifted(session: AsyncSession) -> AsyncIterator[None]:
     """The database refuses edits of audit rows; a forger with the owner's rights lifts that first
     (and puts it back, as a careful one would)."""
     pg = session.get_bind().dialect.name == "postgresql"
-    await session.execute(
-        text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+    for statement in (
+        ["ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"]
         if pg
-        else text("DROP TRIGGER IF EXISTS audit_log_no_update")
-    )
+        else [f"DROP TRIGGER IF EXISTS {trigger}" for trigger in audit.SQLITE_TRIGGERS]
+    ):
+        await session.execute(text(statement))
     try:
         yield
     finally:

@@ -42,10 +42,11 @@ class AuditLog(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-# The database itself refuses edits (and on PostgreSQL deletions) of audit rows, so not even a bug
-# or an injected statement in the application can rewrite history; migration 0003 installs the
-# same triggers. SQLite keeps DELETE open (the test harness empties tables between tests): there
-# a deleted row shows as a gap in ``seq``. TRUNCATE and DROP stay with the database owner.
+# The database itself refuses edits and deletions of audit rows, so not even a bug or an injected
+# statement in the application can rewrite history; migrations 0003 and 0005 install the same
+# triggers. A deleted row in the middle would show as a gap in ``seq``, but the newest rows deleted
+# leave none, so DELETE is refused on SQLite too. TRUNCATE, DROP and dropping the trigger stay with
+# whoever owns the database (file).
 PG_APPEND_ONLY = (
     "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
     "BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP "
@@ -56,7 +57,10 @@ PG_APPEND_ONLY = (
 SQLITE_APPEND_ONLY = (
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END",
 )
+SQLITE_TRIGGERS = ("audit_log_no_update", "audit_log_no_delete")
 
 
 def _append_only(_table: Any, connection: Connection, **_kw: Any) -> None:
