@@ -15,7 +15,7 @@ import sqlalchemy
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from eqian.core import outbox
+from eqian.core import outbox, pacing
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.core.errors import Conflict, Forbidden
 from eqian.core.facts import Fact
@@ -259,16 +259,17 @@ async def test_the_job_is_paced_on_postgresql_only(
 ) -> None:
     """Pausing inside SQLite's write transaction would hold the whole database from every writer."""
     await world_with_b1_security(db)
-    ratios: list[float] = []
+    made: list[tuple[float, bool]] = []
 
     class Recording(service.Pacer):
-        def __init__(self, ratio: float = 0.0) -> None:
-            super().__init__(ratio)
-            ratios.append(self.ratio)
+        def __init__(self, ratio: float = 0.0, *, busy: pacing.Busy | None = None) -> None:
+            super().__init__(ratio, busy=busy)
+            made.append((self.ratio, busy is not None))
 
     monkeypatch.setattr(service, "Pacer", Recording)
     await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,), pace=service.DEFAULT_PACE)
-    assert ratios == [service.DEFAULT_PACE if database_url.startswith("postgresql") else 0.0]
+    # On PostgreSQL it pauses only while other clients are busy (core.pacing.database_busy).
+    assert made == [(service.DEFAULT_PACE, True) if database_url.startswith("postgresql") else (0.0, False)]
     assert service.DEFAULT_PACE > 0
 
 

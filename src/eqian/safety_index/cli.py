@@ -42,7 +42,10 @@ def compute(
         bool, typer.Option("--replace", help="recompute a month computed with another model version")
     ] = False,
     pace: Annotated[
-        float, typer.Option("--pace", min=0, max=10, help="seconds of pause per second of work (0: none)")
+        float,
+        typer.Option(
+            "--pace", min=0, max=10, help="seconds of pause per second of work while others use the database"
+        ),
     ] = BATCH_PACE,
     nice: Annotated[
         int,

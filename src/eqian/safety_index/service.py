@@ -25,7 +25,7 @@ from eqian.core.facts import SOURCES, load_sources
 from eqian.core.months import bounds as month_bounds
 from eqian.core.months import check as check_month
 from eqian.core.months import shift as shift_month
-from eqian.core.pacing import BATCH_PACE, Pacer
+from eqian.core.pacing import BATCH_PACE, Pacer, database_busy
 from eqian.core.permissions import Principal
 from eqian.organizations.models import Station, Unit
 from eqian.organizations.service import affairs_clause
@@ -136,7 +136,7 @@ async def compute_month(
     # SQLite's write transaction (BEGIN IMMEDIATE) holds the whole database from the first statement:
     # pausing inside it would hold up every other writer, so there the job only yields.
     on_pg = session.get_bind().dialect.name == "postgresql"
-    pacer = Pacer(pace if on_pg else 0.0)
+    pacer = Pacer(pace, busy=database_busy(session)) if on_pg else Pacer()
     values = await unit_metrics(session, month, names, progress, pacer)
     previous = await session.execute(
         select(SafetyIndexScore.unit_id, SafetyIndexScore.score).where(
