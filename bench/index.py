@@ -10,7 +10,9 @@ inserted in bulk (stdlib sqlite3 / asyncpg COPY). Then, for the last month:
   every unit's row, audit row and outbox event, commit). Best of 3 (a re-run replaces the month).
 - ``facts_s``: the facts pass alone (``unit_metrics``), best of 3.
 - ``paced_s``: ``compute_month`` once more with ``pace=DEFAULT_PACE``, as the monthly job and
-  ``eqian index compute`` run it beside the live service (``core/pacing.py``; PostgreSQL only).
+  ``eqian index compute`` run it beside the live service (``core/pacing.py``; PostgreSQL only);
+  ``paced_paused_s``: how much of it was pauses (the pacer pauses only while another client of the
+  database is busy, so on an otherwise idle database it should be about 0).
 - ``score_s``: the Python scoring alone for every unit over every metric of the model (synthetic
   values, all metrics non-zero: the worst case), with ranks.
 - ``cpu_loop_s``: a 10M-iteration Python loop, to read the figures against the machine's load.
@@ -325,10 +327,11 @@ async def time_backend(engine: AsyncEngine, repeats: int = 3) -> dict[str, float
             units = r.units
     async with factory() as s:  # once more as the monthly job runs it: paced (PostgreSQL only)
         t = time.perf_counter()
-        await compute_month(s, SYSTEM, LAST_MONTH, names=NAMES, replace=True, pace=DEFAULT_PACE)
+        paced_run = await compute_month(s, SYSTEM, LAST_MONTH, names=NAMES, replace=True, pace=DEFAULT_PACE)
         paced = time.perf_counter() - t
     return {
         "paced_s": round(paced, 3),
+        "paced_paused_s": paced_run.paused,
         "compute_s": round(min(compute), 3),
         "facts_s": round(min(facts), 3),
         "units_scored": units,
@@ -526,7 +529,12 @@ async def run(quick: bool, pg_url: str | None, sqlite: bool = True) -> dict[str,
             await pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
         print(f"postgresql: compute {f['compute_s']} s (facts {f['facts_s']} s)", file=sys.stderr)
         result.update(
-            {"pg_compute_s": f["compute_s"], "pg_facts_s": f["facts_s"], "pg_paced_s": f["paced_s"]}
+            {
+                "pg_compute_s": f["compute_s"],
+                "pg_facts_s": f["facts_s"],
+                "pg_paced_s": f["paced_s"],
+                "pg_paced_paused_s": f["paced_paused_s"],
+            }
         )
     duck = max(result["duckdb_s"], 1e-4)
     for backend in ("sqlite", "pg"):

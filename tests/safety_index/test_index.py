@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from eqian.core import outbox, pacing
 from eqian.core.db import make_engine, make_sessionmaker
@@ -271,6 +271,25 @@ async def test_the_job_is_paced_on_postgresql_only(
     # On PostgreSQL it pauses only while other clients are busy (core.pacing.database_busy).
     assert made == [(service.DEFAULT_PACE, True) if database_url.startswith("postgresql") else (0.0, False)]
     assert service.DEFAULT_PACE > 0
+
+
+async def test_the_job_gives_way_only_while_another_client_is_busy(
+    db: AsyncSession, engine: AsyncEngine
+) -> None:
+    """At night nobody else is at work and the job runs at full speed; beside a request in a
+    transaction it pauses, and says for how long."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's job is never paced (test_the_job_is_paced_on_postgresql_only)")
+    await world_with_b1_security(db)
+    quiet = await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,), pace=3.0)
+    assert quiet.paused == 0.0
+    async with engine.connect() as request:
+        await request.execute(sqlalchemy.text("SELECT 1"))  # a request between two statements
+        busy = await service.compute_month(
+            db, SYSTEM, "2026-02", names=(fake_facts.NAME,), replace=True, pace=3.0
+        )
+    assert busy.paused > 0.0
+    assert busy.units == quiet.units
 
 
 async def test_scoring_lets_the_event_loop_serve_others(

@@ -83,9 +83,11 @@ def compute(
             if result.replaced_version not in (None, result.config_version)
             else ""
         )
+        # Why a run took longer than the last: it gave way to the live service for this long.
+        paused = f"（其中为在线业务让行 {result.paused:.2f} s）" if result.paused else ""
         console.print(
             f"[green]{result.month}: {result.units} 家单位，模型 {result.config_version}{replaced}，"
-            f"用时 {result.seconds:.2f} s[/green]"
+            f"用时 {result.seconds:.2f} s{paused}[/green]"
         )
         return 0
 

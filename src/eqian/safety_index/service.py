@@ -93,6 +93,7 @@ class ComputeResult:
     config_version: str
     replaced_version: str | None
     seconds: float
+    paused: float = 0.0  # of ``seconds``, pauses for others busy on the database (core.pacing)
 
 
 async def compute_month(
@@ -227,7 +228,7 @@ async def compute_month(
             },
         )
     await session.commit()
-    return ComputeResult(month, len(rows), model.version, previous_version, seconds)
+    return ComputeResult(month, len(rows), model.version, previous_version, seconds, round(pacer.paused, 3))
 
 
 # --- reads -------------------------------------------------------------------------------------
