@@ -472,3 +472,24 @@ def test_user_create_works_in_a_fresh_process(seeded: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     [(password_hash,)] = query(seeded, "SELECT password_hash FROM users WHERE username = 'li_ming'")
     assert verify_password(str(password_hash), STRONG_PASSWORD)
+
+
+# --- index compute ------------------------------------------------------------------------------
+
+
+def test_index_compute_stores_every_active_unit_and_reports_how_long(seeded: Path) -> None:
+    result = ok(cli("index", "compute", "--month", "2026-10", "--nice", "0"))
+    active = query(seeded, "SELECT count(*) FROM units WHERE status = 'active'")[0][0]
+    assert f"2026-10: {active} 家单位" in result.output
+    assert "用时" in result.output
+    # SQLite's job is never paced (its write lock is the whole database): nothing to give way for.
+    assert "让行" not in result.output
+    stored = query(
+        seeded,
+        "SELECT count(*), min(score) >= 0, max(score) <= 100 FROM safety_index_scores WHERE month = ?",
+        "2026-10",
+    )
+    assert stored == [(active, 1, 1)]
+    again = ok(cli("index", "compute", "--month", "2026-10", "--nice", "0"))  # a re-run replaces the month
+    assert f"2026-10: {active} 家单位" in again.output
+    assert query(seeded, "SELECT count(*) FROM safety_index_scores WHERE month = ?", "2026-10") == [(active,)]
