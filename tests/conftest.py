@@ -8,6 +8,7 @@ the worker id), created on first use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -23,10 +24,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eqian.all_models import Base
-from eqian.core import audit
 from eqian.core.config import Settings
 from eqian.core.db import make_engine, make_sessionmaker
 from eqian.web.app import create_app
+from tests.factories import audit_guard_lifted
 
 ROOT = Path(__file__).resolve().parents[1]
 # Hundreds of apps are built in one test process: freezing their objects out of the garbage
@@ -166,14 +167,10 @@ async def _empty_tables(engine: AsyncEngine) -> None:
         dirty = set((await conn.execute(_NON_EMPTY)).scalars())
         if engine.dialect.name != "postgresql":
             # SQLite has no TRUNCATE: the audit log's DELETE guard comes off and goes back on.
-            guarded = "audit_log" in dirty
-            for trigger in audit.SQLITE_TRIGGERS if guarded else ():
-                await conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
-            for name in _TABLES:
-                if name in dirty:
-                    await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - names from our metadata
-            for statement in audit.SQLITE_APPEND_ONLY if guarded else ():
-                await conn.execute(text(statement))
+            async with audit_guard_lifted(conn) if "audit_log" in dirty else contextlib.nullcontext():
+                for name in _TABLES:
+                    if name in dirty:
+                        await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - names from our metadata
             return
         guarded = sorted(dirty & set((await conn.execute(_GUARDED)).scalars())) if dirty else []
         if guarded:

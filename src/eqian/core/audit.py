@@ -54,13 +54,12 @@ PG_APPEND_ONLY = (
     "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
 )
-SQLITE_APPEND_ONLY = (
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END",
+SQLITE_TRIGGERS = {"audit_log_no_update": "UPDATE", "audit_log_no_delete": "DELETE"}  # name: refused
+SQLITE_APPEND_ONLY = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {op} ON audit_log "
+    f"BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: {op} refused'); END"
+    for name, op in SQLITE_TRIGGERS.items()
 )
-SQLITE_TRIGGERS = ("audit_log_no_update", "audit_log_no_delete")
 
 
 def _append_only(_table: Any, connection: Connection, **_kw: Any) -> None:
