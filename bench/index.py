@@ -42,10 +42,10 @@ Ratios: ``compute_s / duckdb_s`` and ``facts_s / duckdb_s`` per backend.
 Honesty check: every metric of ``unit_metrics`` on each backend (the last timed pass), summed over
 all units, against the same total from the DuckDB queries' rows: ``metrics_checked``,
 ``max_rel_diff``, ``agree`` (every one within 1e-6, relative) and, if not, ``mismatches`` (per
-backend, metric: [backend, duckdb]). Two facts read the clock (``incidents.overdue``: still open
-past ``due_at`` now; ``workforce.registration_pending``: hired within the window before today), so
-DuckDB computes the totals at the clock read just before and just after that pass and the
-backend's must lie between the two (the same figure unless the pass spans a local midnight).
+backend, metric: [backend, duckdb]). One fact reads the clock (``workforce.registration_pending``:
+hired within the window before today; the incidents' facts judge at the month's end, or now for
+the month under way), so DuckDB computes the totals at the clock read just before and just after
+that pass and the backend's must lie between the two (the same unless it spans a local midnight).
 
 Usage: python bench/index.py [--quick] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
 Last line: JSON with the figures, the baseline's, the ratios and the check.
@@ -85,7 +85,6 @@ from eqian.core.months import bounds as month_bounds
 from eqian.core.months import shift as shift_month
 from eqian.core.permissions import SYSTEM
 from eqian.incidents.routing import DEFAULT_SLA, POLICE_BY_CATEGORY
-from eqian.incidents.service import DONE_STATUSES, OPEN_STATUSES
 from eqian.mediation.schemas import DISPUTE_TYPES
 from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Bureau, Station, Unit, UnitCategory
@@ -892,21 +891,17 @@ class DuckQuery(NamedTuple):
     keys: int = 2
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
 def _count(condition: str) -> str:
     return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
-_LATE = (  # incidents.facts' overdue: resolved after due_at, or still open past it now
-    f"(i.resolved_at IS NOT NULL AND i.resolved_at > i.due_at) OR (i.status IN ({_in(OPEN_STATUSES)}) "
-    "AND i.due_at < $now)"
-)
+# incidents.facts judges at the month's end (or now, if sooner): overdue = due by then and not
+# resolved by its due time; resolved = resolved_at before then
+_LATE = "i.due_at < $judged AND (i.resolved_at IS NULL OR i.resolved_at > i.due_at)"
+_RESOLVED = "i.resolved_at IS NOT NULL AND i.resolved_at < $judged"
 _SELF_GOV = "i.route = 'self_governance'"
 _ACKED = "r.acknowledged_at IS NOT NULL"
-_IN_UNIT = "t.unit_id IS NOT NULL"
+_IN_UNIT = "t.unit_id = c.unit_id"  # the unit's own advisers
 _SEVERE = "i.severity IN ('high', 'critical')"
 _AGREED, _FAILED, _REFERRED = "c.outcome = 'agreement'", "c.outcome = 'failed'", "c.outcome = 'referred'"
 DUCK_QUERIES = (
@@ -971,7 +966,7 @@ DUCK_QUERIES = (
         "SELECT i.station_id, i.unit_id, i.category, count(*), "  # noqa: S608 - our own constants
         f"{_count('i.police IS TRUE')}, count(*) - {_count('i.police IS TRUE')}, count(*), "
         f"{_count(_SEVERE)}, {_count(_SELF_GOV)}, "
-        f"{_count(f'{_SELF_GOV} AND i.status IN ({_in(DONE_STATUSES)})')}, {_count(_LATE)}, "
+        f"{_count(f'{_SELF_GOV} AND {_RESOLVED}')}, {_count(_LATE)}, "
         "coalesce(sum(i.fraud_loss_yuan), 0), coalesce(sum(i.fraud_recovered_yuan), 0) "
         "FROM incidents i WHERE i.reported_at >= $s AND i.reported_at < $e GROUP BY 1, 2, 3",
         (
@@ -1136,7 +1131,8 @@ def duck_params(now: dt.datetime) -> dict[str, Any]:
         "ds": start.astimezone(LOCAL_TZ).date(),
         "de": end.astimezone(LOCAL_TZ).date(),
         "window": window,
-        "now": now.astimezone(dt.UTC).replace(tzinfo=None),  # incidents.facts: utcnow()
+        # incidents.facts: judged at the month's end, or at utcnow() if sooner
+        "judged": min(now, end).astimezone(dt.UTC).replace(tzinfo=None),
         "cut": now.astimezone(LOCAL_TZ).date() - dt.timedelta(days=window),  # workforce.facts: today
     }
 

@@ -66,6 +66,17 @@ async def test_monthly_facts_match_hand_counts(db: AsyncSession) -> None:
         status="assigned",
         sla_hours=24 * 365 * 10,
     )
+    # a2's self-governed matter of the last day of March, due and resolved in April: at the end
+    # of March it was neither resolved nor overdue, and computed later it still was not
+    await add_incident(
+        db,
+        station_id=sa,
+        unit_id=w.units["a2"],
+        reported_at=APRIL - d(hours=12),
+        status="resolved",
+        resolved_at=APRIL + d(days=5),
+        sla_hours=48,
+    )
     # outside March: the last minute of February (local) and the first of April
     await add_incident(db, station_id=sa, unit_id=a1, reported_at=MARCH - d(minutes=1))
     await add_incident(db, station_id=sa, unit_id=a1, reported_at=APRIL)
@@ -87,10 +98,25 @@ async def test_monthly_facts_match_hand_counts(db: AsyncSession) -> None:
         (sa, a1, "incidents.overdue"): 2,
         (sa, a1, "incidents.fraud_loss_yuan"): 20000.0,
         (sa, a1, "incidents.fraud_recovered_yuan"): 5000.0,
+        (sa, w.units["a2"], "incidents.total"): 1,
+        (sa, w.units["a2"], "incidents.non_police"): 1,
+        (sa, w.units["a2"], "incidents.cat.labor"): 1,
+        (sa, w.units["a2"], "incidents.self_governed"): 1,
         (sb, None, "incidents.total"): 1,
         (sb, None, "incidents.police"): 1,
         (sb, None, "incidents.cat.traffic"): 1,
     }
+    # March judged a year later is March judged at its end. Judged on 4 March at noon (local): of
+    # a1's labour matters only the one resolved on the 4th counts as resolved, and nothing is
+    # overdue yet (the late one was due on the 5th, the fraud on the 5th too)
+    later = await facts.monthly_facts(db, MARCH, APRIL, now=APRIL + d(days=365))
+    assert {(f.station_id, f.unit_id, f.metric): f.value for f in later} == got
+    mid = {
+        (f.station_id, f.unit_id, f.metric): f.value
+        for f in await facts.monthly_facts(db, MARCH, APRIL, now=MARCH + d(days=3, hours=12))
+    }
+    assert mid[(sa, a1, "incidents.self_governed_resolved")] == 1
+    assert mid.get((sa, a1, "incidents.overdue")) is None
 
 
 def test_most_specific_rule_wins() -> None:

@@ -149,3 +149,24 @@ async def test_stats_and_facts_match_hand_counts(client: httpx.AsyncClient, db: 
         ],
         key=lambda f: (f.metric, f.station_id or 0, f.unit_id or 0),
     )
+
+
+async def test_in_unit_means_the_cases_own_unit(db: AsyncSession) -> None:
+    """A case of a2 settled by a1's advisors was not solved inside a2: it counts for neither."""
+    mw = await make_med_world(db)
+    w = mw.world
+    a2 = w.units["a2"]
+    await add_case(
+        db,
+        station_id=w.station_a,
+        team_id=mw.teams["a1_advisors"],
+        unit_id=a2,
+        opened_at=t(3, 2),
+        closed_at=t(3, 3),
+        outcome="agreement",
+    )
+    got = await facts.monthly_facts(db, t(3, 1, 0), t(4, 1, 0))
+    assert sorted((f.unit_id, f.metric, f.value) for f in got) == [
+        (a2, "mediation.cases", 1.0),
+        (a2, "mediation.success", 1.0),
+    ]

@@ -7,6 +7,10 @@ the rest is added up here. A unit-less incident (a street call) has ``unit_id`` 
 - ``incidents.severe`` (severity high or critical)
 - ``incidents.self_governed`` (routed to the unit), ``incidents.self_governed_resolved``
 - ``incidents.overdue`` (SLA breached: resolved after ``due_at``, or still open past it)
+
+Resolution and lateness are judged as things stood at the end of the month (or now, for the month
+under way), as the hazards' facts are: computed again next year, a month's figures are the same,
+and the backtest's index of a month knows nothing that happened after it.
 - ``incidents.fraud_loss_yuan``, ``incidents.fraud_recovered_yuan``
 """
 
@@ -21,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eqian.core.db import utcnow
 from eqian.core.facts import Fact
 from eqian.incidents.models import Incident
-from eqian.incidents.service import DONE_STATUSES, OPEN_STATUSES
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -31,10 +34,12 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 async def monthly_facts(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
 ) -> list[Fact]:
-    now = now or utcnow()
-    overdue = or_(
-        and_(Incident.resolved_at.is_not(None), Incident.resolved_at > Incident.due_at),
-        and_(Incident.status.in_(OPEN_STATUSES), Incident.due_at < now),
+    judged = min(now or utcnow(), end)
+    # Reopening clears resolved_at, so "resolved by then" is a resolved_at before then.
+    resolved = and_(Incident.resolved_at.is_not(None), Incident.resolved_at < judged)
+    overdue = and_(
+        Incident.due_at < judged,
+        or_(Incident.resolved_at.is_(None), Incident.resolved_at > Incident.due_at),
     )
     self_gov = Incident.route == "self_governance"
     query = (
@@ -46,7 +51,7 @@ async def monthly_facts(
             _count(Incident.police.is_(True)),
             _count(Incident.severity.in_(("high", "critical"))),
             _count(self_gov),
-            _count(and_(self_gov, Incident.status.in_(DONE_STATUSES))),
+            _count(and_(self_gov, resolved)),
             _count(overdue),
             func.coalesce(func.sum(Incident.fraud_loss_yuan), 0),
             func.coalesce(func.sum(Incident.fraud_recovered_yuan), 0),

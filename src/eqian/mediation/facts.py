@@ -2,7 +2,8 @@
 
 ``mediation.cases`` and ``mediation.in_unit`` count cases opened in ``[start, end)``; the outcome
 metrics (``success``, ``failed``, ``referred``, ``amount_recovered_yuan``, ``in_unit_success``)
-count cases closed in it. "In unit" means handled by the unit's own advisors (a team with a unit).
+count cases closed in it. "In unit" means handled by the unit's own advisors: the team of the
+case's own unit (another unit's advisors do not count).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from eqian.mediation.models import MediationCase, MediationTeam
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
-    in_unit = MediationTeam.unit_id.is_not(None)
+    # The unit's own advisers: a team that belongs to the unit whose case it is.
+    in_unit = MediationTeam.unit_id == MediationCase.unit_id
     facts: list[Fact] = []
     opened = await session.execute(
         select(

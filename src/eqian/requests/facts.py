@@ -15,7 +15,7 @@ from eqian.requests.service import days_between
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = session.get_bind().dialect.name
     facts: list[Fact] = []
     by = (R.station_id, R.unit_id)
     for s, u, n in await session.execute(
