@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal, cast
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -174,3 +175,49 @@ async def refresh_statistics(session: AsyncSession, tables: Iterable[str], *, ro
     for table in tables:
         await session.execute(text(f"ANALYZE {quote(table)}"))
     await session.commit()
+
+
+async def bulk_insert(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], chunk: int = 2000
+) -> None:
+    """Insert many rows with the same keys in the session's transaction: ``COPY`` on PostgreSQL,
+    chunked ``executemany`` elsewhere.
+
+    A multi-row INSERT through SQLAlchemy costs ~90 µs a row on asyncpg (every value bound and
+    type-processed one by one, statements of 2,000 rows parsed by the server): the safety index's
+    20,000 rows took ~1.8 s to write. Binary ``COPY`` takes the values as they are. Each value still
+    goes through its column type's bind processing (JSON serialised as SQLAlchemy would, UTC
+    datetimes checked), so what is stored is what an INSERT would have stored."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        for n in range(0, len(rows), chunk):
+            await session.execute(table.insert(), rows[n : n + chunk])
+        return
+    dialect = session.get_bind().dialect
+    columns = list(rows[0])
+    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+    try:
+        records = [
+            tuple(
+                v if p is None else p(v) for v, p in zip((row[c] for c in columns), processors, strict=True)
+            )
+            for row in rows
+        ]
+    except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a value its type refuses
+        raise StatementError(str(exc), f"COPY {table.name}", None, exc) from exc
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = cast(Any, raw.driver_connection)
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens the server transaction at its first statement: a COPY
+        # sent before any would commit on its own, and a rollback would not take it back.
+        await connection.execute(text("SELECT 1"))
+    try:
+        await driver.copy_records_to_table(
+            table.name, records=records, columns=columns, schema_name=table.schema
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:  # as an INSERT's would be reported
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+    except asyncpg.PostgresError as exc:
+        raise DBAPIError(f"COPY {table.name}", None, exc) from exc

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, insert, select, text
+from sqlalchemy import ColumnElement, Table, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core import audit, outbox
 from eqian.core.accounts import Role
-from eqian.core.db import utcnow
+from eqian.core.db import bulk_insert, utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
 from eqian.core.facts import SOURCES, load_sources
 from eqian.core.months import bounds as month_bounds
@@ -192,10 +192,9 @@ async def compute_month(
         # LOCAL: the setting ends with this transaction and never reaches the pool's next user.
         await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     await session.execute(delete(SafetyIndexScore).where(SafetyIndexScore.month == month))
-    for n in range(0, len(rows), CHUNK):
-        await session.execute(insert(SCORES), rows[n : n + CHUNK])
-        if progress:
-            progress("write", min(n + CHUNK, len(rows)), len(rows))
+    await bulk_insert(session, SCORES, rows, CHUNK)
+    if progress:
+        progress("write", len(rows), len(rows))
     seconds = round(time.perf_counter() - began, 3)
     if run is None:
         session.add(
