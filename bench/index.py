@@ -43,9 +43,10 @@ Honesty check: every metric of ``unit_metrics`` on each backend (the last timed 
 all units, against the same total from the DuckDB queries' rows: ``metrics_checked``,
 ``max_rel_diff``, ``agree`` (every one within 1e-6, relative) and, if not, ``mismatches`` (per
 backend, metric: [backend, duckdb]). One fact reads the clock (``workforce.registration_pending``:
-hired within the window before today; the incidents' facts judge at the month's end, or now for
-the month under way), so DuckDB computes the totals at the clock read just before and just after
-that pass and the backend's must lie between the two (the same unless it spans a local midnight).
+hired within the window before today; the incidents' and messaging's facts judge at the month's
+end, or now for the month under way), so DuckDB computes the totals at the clock read just before
+and just after that pass and the backend's must lie between the two (the same unless it spans a
+local midnight).
 
 Usage: python bench/index.py [--quick] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
 Last line: JSON with the figures, the baseline's, the ratios and the check.
@@ -900,7 +901,7 @@ def _count(condition: str) -> str:
 _LATE = "i.due_at < $judged AND (i.resolved_at IS NULL OR i.resolved_at > i.due_at)"
 _RESOLVED = "i.resolved_at IS NOT NULL AND i.resolved_at < $judged"
 _SELF_GOV = "i.route = 'self_governance'"
-_ACKED = "r.acknowledged_at IS NOT NULL"
+_ACKED = "r.acknowledged_at IS NOT NULL AND r.acknowledged_at < $judged"  # as messaging.facts judges
 _IN_UNIT = "t.unit_id = c.unit_id"  # the unit's own advisers
 _SEVERE = "i.severity IN ('high', 'critical')"
 _AGREED, _FAILED, _REFERRED = "c.outcome = 'agreement'", "c.outcome = 'failed'", "c.outcome = 'referred'"
@@ -1023,13 +1024,13 @@ DUCK_QUERIES = (
         "WHERE rating IS NOT NULL AND rated_at >= $s AND rated_at < $e GROUP BY 1, 2",
         ("requests.rated", "requests.rating_sum"),
     ),
-    # messaging.facts: the receipts of the instructions whose deadline falls in the month
+    # messaging.facts: the receipts of the instructions whose deadline falls in the month (by then)
     DuckQuery(
         f"SELECT r.station_id, r.unit_id, count(*), {_count(_ACKED)}, "  # noqa: S608 - our own constants
         f"{_count(f'{_ACKED} AND r.acknowledged_at <= r.deadline')}, "
         f"sum(CASE WHEN {_ACKED} THEN r.ack_latency_seconds ELSE 0.0 END) "
         "FROM msg_receipts r WHERE r.instruction_id IN "
-        "(SELECT id FROM msg_instructions WHERE deadline >= $s AND deadline < $e) GROUP BY 1, 2",
+        "(SELECT id FROM msg_instructions WHERE deadline >= $s AND deadline < $judged) GROUP BY 1, 2",
         (
             "messaging.instructions",
             "messaging.acknowledged",
@@ -1131,7 +1132,7 @@ def duck_params(now: dt.datetime) -> dict[str, Any]:
         "ds": start.astimezone(LOCAL_TZ).date(),
         "de": end.astimezone(LOCAL_TZ).date(),
         "window": window,
-        # incidents.facts: judged at the month's end, or at utcnow() if sooner
+        # incidents' and messaging's facts: judged at the month's end, or at utcnow() if sooner
         "judged": min(now, end).astimezone(dt.UTC).replace(tzinfo=None),
         "cut": now.astimezone(LOCAL_TZ).date() - dt.timedelta(days=window),  # workforce.facts: today
     }

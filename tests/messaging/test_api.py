@@ -303,11 +303,12 @@ async def test_instruction_receipts_escalation_and_facts(
         == 1
     )
 
-    # Monthly facts count the receipts in the month of the deadline.
+    # Monthly facts count the receipts in the month of the deadline, once it has passed.
     month_start = deadline.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     nxt = (month_start + dt.timedelta(days=32)).replace(day=1)
     async with sessionmaker() as session:
-        got = await facts.monthly_facts(session, month_start, nxt)
+        assert await facts.monthly_facts(session, month_start, nxt, now=deadline) == []
+        got = await facts.monthly_facts(session, month_start, nxt, now=later)
     by = {(f.unit_id, f.metric): f.value for f in got}
     assert by[(w.units["a2"], "messaging.acknowledged_on_time")] == 1
     assert by[(w.units["a1"], "messaging.instructions")] == 1
@@ -315,6 +316,15 @@ async def test_instruction_receipts_escalation_and_facts(
     assert sum(v for (u, m), v in by.items() if m == "messaging.instructions") == 3
     late = await db.scalar(select(Receipt.escalated_at).where(Receipt.unit_id == w.units["a2"]))
     assert late is None
+    # a1 acknowledges only in the next month: the month, judged at its end, stays as it was.
+    await db.execute(
+        update(Receipt)
+        .where(Receipt.unit_id == w.units["a1"])
+        .values(acknowledged_at=nxt + dt.timedelta(days=1), ack_latency_seconds=86400.0)
+    )
+    async with sessionmaker() as session:
+        again = await facts.monthly_facts(session, month_start, nxt, now=nxt + dt.timedelta(days=40))
+    assert {(f.unit_id, f.metric): f.value for f in again} == by
 
 
 async def test_assistance_and_attachments(client: httpx.AsyncClient, db: AsyncSession) -> None:

@@ -3,6 +3,10 @@
 An instruction's receipt counts in the month of its deadline: ``messaging.instructions`` (receipts
 due), ``messaging.acknowledged``, ``messaging.acknowledged_on_time`` (by the deadline) and
 ``messaging.ack_latency_seconds_sum`` (over the acknowledged ones).
+
+Judged as things stood at the end of the month, or now for the month under way (as the incidents'
+facts are): receipts due by then, acknowledgements made by then. An acknowledgement sent weeks
+after the deadline does not change a past month, and a receipt not due yet is not counted as due.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import datetime as dt
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eqian.core.db import utcnow
 from eqian.core.facts import Fact
 from eqian.messaging.models import Instruction, Receipt
 
 
-async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
-    acked = Receipt.acknowledged_at.is_not(None)
+async def monthly_facts(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
+) -> list[Fact]:
+    judged = min(now or utcnow(), end)
+    acked = and_(Receipt.acknowledged_at.is_not(None), Receipt.acknowledged_at < judged)
     on_time = and_(acked, Receipt.acknowledged_at <= Receipt.deadline)
     rows = await session.execute(
         select(
@@ -31,7 +39,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         # By the instructions' deadline index: a receipt's deadline is its instruction's.
         .where(
             Receipt.instruction_id.in_(
-                select(Instruction.id).where(Instruction.deadline >= start, Instruction.deadline < end)
+                select(Instruction.id).where(Instruction.deadline >= start, Instruction.deadline < judged)
             )
         )
         .group_by(Receipt.station_id, Receipt.unit_id)
