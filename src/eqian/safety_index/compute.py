@@ -83,15 +83,8 @@ class Item(NamedTuple):
     link: str
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "sign": self.sign,
-            "points": self.points,
-            "reason": self.reason,
-            "metrics": list(self.metrics),
-            "link": self.link,
-        }
+        """The stored form (``metrics`` stays a tuple: JSON writes it as a list)."""
+        return self._asdict()
 
 
 class UnitScore(NamedTuple):
