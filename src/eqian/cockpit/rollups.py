@@ -9,7 +9,7 @@ How they stay current (staleness bound in docs/cockpit.md):
    domain), summed per station and category in one pass, then the month's rollup rows are
    replaced in one transaction. Idempotent: recomputing a clean month writes the same rows.
 3. The job ``cockpit.sweep`` (hourly) marks the current month and the ``SWEEP_MONTHS`` before it
-   dirty, so a change attributed to an earlier month (an old incident resolved today) reaches
+   dirty, so a change attributed to an earlier month (money recovered today for an old fraud) reaches
    the rollups within the hour, and 同比 always compares against fresh figures.
 """
 
