@@ -124,3 +124,19 @@ async def demo_postgresql(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     engine = make_engine(_pg_url(database))
     yield Seeded(make_sessionmaker(engine), built.report, "postgresql", built.ticks)
     await engine.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def seeded(request: pytest.FixtureRequest) -> Seeded:
+    """The district (seed 365, 300 units, ledger up to TODAY) on each backend in turn."""
+    district = request.getfixturevalue(f"demo_{request.param}")
+    assert isinstance(district, Seeded)
+    return district
+
+
+@pytest.fixture
+async def session(seeded: Seeded) -> AsyncIterator[AsyncSession]:
+    """A session on it whose writes are rolled back: the district stays as seeded for the rest."""
+    async with seeded.factory() as s:
+        yield s
+        await s.rollback()

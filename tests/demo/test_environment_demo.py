@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -40,28 +39,13 @@ from eqian.environment.models import (
 )
 from eqian.organizations.models import JointZone, Station, Unit
 from eqian.organizations.service import unit_clause
-from tests.demo.conftest import BACKENDS, N_UNITS, SEED, TODAY, Seeded
+from tests.demo.conftest import N_UNITS, SEED, TODAY, Seeded
 
 # Under `--dist loadgroup` one worker takes every test reading the demo district, so the other
 # never waits for its seed (tests/conftest.py built_once).
 pytestmark = pytest.mark.xdist_group("demo")
 
 DISTRICT = (30.75, 30.935, 120.15, 120.38)  # lat min, lat max, lng min, lng max
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def seeded(request: pytest.FixtureRequest) -> Seeded:
-    """The district of tests/demo/conftest.py (seed 365, 300 units, ledger up to TODAY)."""
-    district = request.getfixturevalue(f"demo_{request.param}")
-    assert isinstance(district, Seeded)
-    return district
-
-
-@pytest.fixture
-async def session(seeded: Seeded) -> AsyncIterator[AsyncSession]:
-    async with seeded.factory() as s:
-        yield s
-        await s.rollback()
 
 
 async def _zone(session: AsyncSession) -> JointZone:
