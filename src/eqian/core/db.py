@@ -190,11 +190,11 @@ async def bulk_insert(
     checked), so what is stored is what an INSERT would have stored."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
         for n in range(0, len(rows), chunk):
             await session.execute(table.insert(), rows[n : n + chunk])
         return
-    dialect = session.get_bind().dialect
     columns = list(rows[0])
     processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
     try:

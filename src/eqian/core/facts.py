@@ -21,7 +21,16 @@ from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eqian.core.db import utcnow
+
 log = logging.getLogger(__name__)
+
+
+def judged_at(end: dt.datetime, now: dt.datetime | None = None) -> dt.datetime:
+    """When a fact that depends on a later state (resolved? acknowledged? still open?) is judged:
+    at the end of the period, or now for the period under way. A past month computed again then
+    gives the same figures, and the backtest's index of a month sees nothing after it."""
+    return min(now or utcnow(), end)
 
 
 class Fact(NamedTuple):

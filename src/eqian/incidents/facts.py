@@ -7,11 +7,11 @@ the rest is added up here. A unit-less incident (a street call) has ``unit_id`` 
 - ``incidents.severe`` (severity high or critical)
 - ``incidents.self_governed`` (routed to the unit), ``incidents.self_governed_resolved``
 - ``incidents.overdue`` (SLA breached: resolved after ``due_at``, or still open past it)
+- ``incidents.fraud_loss_yuan``, ``incidents.fraud_recovered_yuan``
 
 Resolution and lateness are judged as things stood at the end of the month (or now, for the month
 under way), as the hazards' facts are: computed again next year, a month's figures are the same,
 and the backtest's index of a month knows nothing that happened after it.
-- ``incidents.fraud_loss_yuan``, ``incidents.fraud_recovered_yuan``
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from collections import defaultdict
 from sqlalchemy import ColumnElement, Integer, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.db import utcnow
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, judged_at
 from eqian.incidents.models import Incident
 
 
@@ -34,7 +33,7 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 async def monthly_facts(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
 ) -> list[Fact]:
-    judged = min(now or utcnow(), end)
+    judged = judged_at(end, now)
     # Reopening clears resolved_at, so "resolved by then" is a resolved_at before then.
     resolved = and_(Incident.resolved_at.is_not(None), Incident.resolved_at < judged)
     overdue = and_(

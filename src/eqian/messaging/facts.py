@@ -16,15 +16,14 @@ import datetime as dt
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.db import utcnow
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, judged_at
 from eqian.messaging.models import Instruction, Receipt
 
 
 async def monthly_facts(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
 ) -> list[Fact]:
-    judged = min(now or utcnow(), end)
+    judged = judged_at(end, now)
     acked = and_(Receipt.acknowledged_at.is_not(None), Receipt.acknowledged_at < judged)
     on_time = and_(acked, Receipt.acknowledged_at <= Receipt.deadline)
     rows = await session.execute(
