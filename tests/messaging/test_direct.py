@@ -1,6 +1,7 @@
-"""Direct writes (messaging/direct.py) against a real uvicorn server: the capture finds the sans-I/O
-protocol, a frame written directly arrives in order, nothing is written once the socket closes, and
-the hub's live messages take that path in the eqian app as it is assembled."""
+"""Direct writes and reads (messaging/direct.py) against a real uvicorn server: the capture finds the
+sans-I/O protocol, a frame written directly arrives in order, nothing is written once the socket
+closes, a frame is taken straight from the socket only while nothing waits before it, and the hub's
+live messages and acknowledgements take those paths in the eqian app as it is assembled."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 
-from eqian.messaging.direct import CaptureProtocol, DirectWriter, Shared
+from eqian.messaging.direct import CaptureProtocol, DirectReader, DirectWriter, Shared
 from eqian.messaging.ws import get_hub
 from tests.messaging.helpers import API, make_msg_world
 from tests.servers import serving
@@ -111,6 +112,72 @@ async def test_without_capture_there_is_no_direct_writer() -> None:
     assert seen == [None]
 
 
+async def test_direct_reader_takes_a_frame_only_while_the_app_waits_for_it() -> None:
+    """``take`` is offered each text frame; one it refuses, and every frame while another waits in
+    the ASGI queue, reaches ``receive_text`` in the order sent."""
+    taken: list[str] = []
+    received: list[str] = []
+    app_waits = False
+    installed: list[bool] = []
+
+    def take(text: str) -> bool:
+        if app_waits and text.startswith("t"):
+            taken.append(text)
+            return True
+        return False
+
+    async def endpoint(ws: WebSocket) -> None:
+        nonlocal app_waits
+        await ws.accept()
+        installed.append(DirectReader.install(ws.scope, take))
+        while True:
+            app_waits = True
+            text = await ws.receive_text()
+            app_waits = False
+            received.append(text)
+            if text == "slow":
+                await asyncio.sleep(0.3)  # "t2" arrives meanwhile: the app is busy, not waiting
+            if text == "bye":
+                break
+        await ws.close()
+
+    app = CaptureProtocol(Starlette(routes=[WebSocketRoute("/ws", endpoint)]))
+    async with serving(app, deflate=False) as base, connect(f"ws://{base}/ws") as ws:
+        await ws.send("t1")
+        await asyncio.sleep(0.1)
+        await ws.send("slow")
+        await ws.send("t2")
+        await ws.send("x1")
+        await asyncio.sleep(0.5)
+        await ws.send("t3")
+        await asyncio.sleep(0.1)
+        await ws.send("bye")
+        await ws.wait_closed()
+    assert installed == [True]
+    assert taken == ["t1", "t3"]
+    assert received == ["slow", "t2", "x1", "bye"]
+
+
+async def test_without_capture_there_is_no_direct_reader() -> None:
+    installed: list[bool] = []
+
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        installed.append(DirectReader.install(ws.scope, lambda text: True))
+        received = await ws.receive_text()  # still the ASGI way
+        await ws.send_text(received)
+        await ws.close()
+
+    async with (
+        serving(Starlette(routes=[WebSocketRoute("/ws", endpoint)])) as base,
+        connect(f"ws://{base}/ws") as ws,
+    ):
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.wait_closed()
+    assert installed == [False]
+
+
 async def test_live_instruction_is_written_directly(
     app: FastAPI, db: AsyncSession, client: httpx.AsyncClient
 ) -> None:
@@ -144,4 +211,19 @@ async def test_live_instruction_is_written_directly(
             frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if frame["type"] == "message" and (frame.get("instruction") or {}).get("id") == instruction_id:
                 break
+        # The acknowledgement is taken straight from the socket, refused ones answer as before.
+        reads_before = hub.direct_reads
+        await ws.send(json.dumps({"type": "ack", "instruction_id": instruction_id, "text": "收到"}))
+        await ws.send(json.dumps({"type": "ack"}))
+        answers = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
     assert hub.direct_writes > before
+    assert hub.direct_reads == reads_before + 2
+    assert sorted(a["type"] for a in answers) == ["acked", "error"], answers
+    assert next(a for a in answers if a["type"] == "error")["code"] == "bad_request"
+    r = await client.get(
+        API + f"/instructions/{instruction_id}/receipts", headers=mw.headers["station_officer"]
+    )
+    assert r.status_code == 200, r.text
+    [acked] = [x for x in r.json()["items"] if x["acknowledged_at"] is not None]
+    assert acked["unit_id"] == mw.world.units["a1"]
+    assert acked["ack_text"] == "收到"

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import json
 import logging
@@ -41,7 +42,7 @@ from eqian.core.db import among, table_of, utcnow
 from eqian.core.errors import AppError
 from eqian.core.permissions import Principal
 from eqian.messaging import schemas, service
-from eqian.messaging.direct import DirectWriter, Shared
+from eqian.messaging.direct import DirectReader, DirectWriter, Shared
 from eqian.messaging.models import Channel, Instruction, Receipt
 from eqian.web.routing import Router
 
@@ -98,6 +99,7 @@ class Conn:
     resumed: bool = False
     direct: DirectWriter | None = None  # synchronous writes, when the server allows them
     busy: bool = False  # the writer task is in the middle of an item
+    reading: bool = False  # the reader task waits for the next frame (none is being handled)
 
     # A socket's principal never changes (a change of rights closes it), so its unit is worked
     # out once, not for every frame and every delivered mark.
@@ -568,6 +570,7 @@ class Hub:
         self.sessions_sub: pubsub.Subscription | None = None
         self.settler = gcpolicy.Settler() if settings.gc_freeze else None
         self.direct_writes = 0  # live messages written without the writer task (messaging/direct.py)
+        self.direct_reads = 0  # receipt frames taken straight from the socket (messaging/direct.py)
 
     # subscriptions
     def _ensure_started(self) -> None:
@@ -1025,6 +1028,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     # middleware and routing, and every resumption of it walks back down through all of them
     # (their own frames held ~5 % of a worker's samples while 10,000 acknowledgements came in).
     reader = asyncio.create_task(_read_frames(hub, conn, ws))
+    DirectReader.install(ws.scope, functools.partial(take_now, hub, conn))
     try:
         await reader
     finally:
@@ -1039,12 +1043,43 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 async def _read_frames(hub: Hub, conn: Conn, ws: WebSocket) -> None:
     try:
         while not conn.closed:
-            raw = await ws.receive_text()
+            conn.reading = True
+            try:
+                raw = await ws.receive_text()
+            finally:
+                conn.reading = False
             if conn.closed:
                 break
             await handle_frame(hub, conn, raw)
     except (WebSocketDisconnect, RuntimeError):
         pass
+
+
+def take_now(hub: Hub, conn: Conn, raw: str) -> bool:
+    """A receipt frame handled at once, from the server protocol (``DirectReader``): only while
+    the reader task waits for its next frame, so frames are still handled in the order sent.
+    False: the frame goes the ASGI way to the reader task."""
+    if not conn.reading or conn.closed:
+        return False
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return False
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    op = _RECEIPT_OPS.get(kind) if isinstance(kind, str) else None
+    if op is None:
+        return False
+    hub.direct_reads += 1
+    try:
+        _release_held(conn, kind)
+        op(hub, conn, frame)
+    except AppError as exc:
+        _refused(conn, exc)
+    except Exception:
+        # Raised into the server's data_received it would drop the socket without a word.
+        log.exception("websocket frame failed")
+        conn.close(1011)
+    return True
 
 
 def _int(value: Any) -> int | None:
@@ -1064,15 +1099,27 @@ async def handle_frame(hub: Hub, conn: Conn, raw: str) -> None:
         return
     kind = frame.get("type")
     handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-    if handler is None:
+    op = _RECEIPT_OPS.get(kind) if isinstance(kind, str) else None
+    if handler is None and op is None:
         conn.frame({"type": "error", "code": "bad_request", "message": f"未知的消息类型: {str(kind)[:32]}"})
         return
+    _release_held(conn, kind)
+    try:
+        if op is not None:
+            op(hub, conn, frame)
+        elif handler is not None:
+            await handler(hub, conn, frame)
+    except AppError as exc:
+        _refused(conn, exc)
+
+
+def _release_held(conn: Conn, kind: object) -> None:
     if kind != "resume" and conn.held is not None:
         conn.push(("release",))  # a client that does not resume gets live messages from now on
-    try:
-        await handler(hub, conn, frame)
-    except AppError as exc:
-        conn.frame({"type": "error", "code": exc.code, "message": exc.message, "details": exc.details})
+
+
+def _refused(conn: Conn, exc: AppError) -> None:
+    conn.frame({"type": "error", "code": exc.code, "message": exc.message, "details": exc.details})
 
 
 async def _on_ping(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
@@ -1124,8 +1171,9 @@ async def _on_send(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
     )
 
 
-def _receipt_op(kind: str) -> Callable[[Hub, Conn, dict[str, Any]], Any]:
-    async def handler(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
+def _receipt_op(kind: str) -> Callable[[Hub, Conn, dict[str, Any]], None]:
+    # Synchronous (the batcher only queues it): so it can be handled straight from the socket.
+    def handler(hub: Hub, conn: Conn, frame: dict[str, Any]) -> None:
         instruction_id = _int(frame.get("instruction_id"))
         if instruction_id is None:
             raise AppError("缺少 instruction_id", code="bad_request")
@@ -1166,6 +1214,8 @@ _HANDLERS: dict[str, Callable[[Hub, Conn, dict[str, Any]], Any]] = {
     "ping": _on_ping,
     "resume": _on_resume,
     "send": _on_send,
+}
+_RECEIPT_OPS: dict[str, Callable[[Hub, Conn, dict[str, Any]], None]] = {
     "ack": _receipt_op("ack"),
     "read": _receipt_op("read"),
 }
