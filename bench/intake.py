@@ -197,7 +197,10 @@ def start_server(url: str, port: int, var_dir: Path) -> subprocess.Popen[bytes]:
         sys.executable, "-m", "uvicorn", "--factory", "intake:bench_app", "--host", "127.0.0.1",
         "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, cwd=str(ROOT), start_new_session=True)
+    # The script's session, not a new one: with scheduler autogroups a new session would be one
+    # scheduling group against the load generator's, whatever the number of processes in each
+    # (bench/broadcast.py, "Scheduling"); a process group of its own still stops it with its workers.
+    return subprocess.Popen(cmd, env=env, cwd=str(ROOT), process_group=0)
 
 
 async def wait_ready(base: str, seconds: float = 90) -> None:
