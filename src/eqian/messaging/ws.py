@@ -66,7 +66,7 @@ IN_FLIGHT = 2
 # first and fills delivered_at itself (with the time the frame went out), so a broadcast does not
 # update every receipt twice while its acknowledgements are still arriving.
 DELIVERED_HOLD = 2.0
-PROGRESS_EVERY = 0.25  # seconds between two progress boards of one worker
+PROGRESS_EVERY = 0.5  # seconds between two progress boards of one worker
 HOLD_SECONDS = 1.5
 HANDSHAKE_BATCH = 256  # sockets authenticated together in one transaction
 CLOSE_TRY_AGAIN = 1013
