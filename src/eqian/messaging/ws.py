@@ -331,7 +331,7 @@ class AckBatcher:
             finally:
                 self.publishing = False
             if not self.stopping:
-                # At most four boards a second: each counts every receipt of the instruction
+                # At most two boards a second per worker: each counts every receipt of the instruction
                 # (20,000 for a city-wide one) while its acknowledgements are still arriving.
                 await asyncio.sleep(PROGRESS_EVERY)
 
