@@ -3,6 +3,7 @@ while someone else is busy."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -105,3 +106,23 @@ async def test_the_database_is_busy_while_another_client_is_in_a_transaction(eng
         assert await busy() is True
         await other.commit()
         assert await busy() is False
+
+
+async def test_a_transaction_left_idle_is_nobody_at_work(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session left in an open transaction (psql after BEGIN, a leaked connection) stops counting
+    once it has run nothing for IDLE_TRANSACTION_SECONDS, and counts again at its next statement."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("pg_stat_activity is PostgreSQL's; on SQLite the job is not paced")
+    monkeypatch.setattr(pacing, "IDLE_TRANSACTION_SECONDS", 0.5)
+    async with AsyncSession(engine) as job, engine.connect() as other:
+        busy = pacing.database_busy(job)
+        await job.execute(text("SELECT 1"))
+        await other.execute(text("SELECT 1"))
+        assert await busy() is True
+        await asyncio.sleep(0.8)  # the job's own transaction is older still: its clock must move on
+        assert await busy() is False
+        await other.execute(text("SELECT 1"))
+        assert await busy() is True
+        await other.rollback()

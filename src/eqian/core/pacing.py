@@ -12,7 +12,8 @@ the station is mostly quiet, and paced regardless it took four times as long as 
 for the city on a slow host). So a pacer can be given ``busy``, asked at each step (at most every
 ``CHECK_SECONDS``): it pauses while busy, and for ``QUIET_AFTER`` seconds after busy was last seen,
 since a single look can fall between two requests. ``database_busy`` is that question for
-PostgreSQL: is any other client of this database in a statement or a transaction right now?
+PostgreSQL: is any other client of this database in a statement, or in a transaction that ran one
+a moment ago?
 """
 
 from __future__ import annotations
@@ -72,13 +73,20 @@ class Pacer:
         return now - self._seen < QUIET_AFTER
 
 
+# A transaction that has run no statement for this long is nobody at work (a psql session left in
+# BEGIN, a leaked connection): it would otherwise keep the job paused for as long as it stays open.
+IDLE_TRANSACTION_SECONDS = 5.0
+
 # Other client backends of this database doing something: a statement, or a transaction between
-# statements (a request working in Python). The statistics snapshot is per transaction, and the job
-# reads in one transaction, so it is discarded first. Without pg_read_all_stats another role's
-# sessions show no state: run the job as the role the service uses.
+# statements (a request working in Python) that ran one within IDLE_TRANSACTION_SECONDS. The
+# statistics snapshot is per transaction, and the job reads in one transaction, so it is discarded
+# first; for the same reason the clock is clock_timestamp(), not now(). Without pg_read_all_stats
+# another role's sessions show no state: run the job as the role the service uses.
 _OTHERS_ACTIVE = text(
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-    "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state <> 'idle'"
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+    "AND (state = 'active' OR (state LIKE 'idle in transaction%' "
+    "AND state_change > clock_timestamp() - make_interval(secs => :idle_seconds)))"
 )
 
 
@@ -87,6 +95,6 @@ def database_busy(session: AsyncSession) -> Busy:
 
     async def busy() -> bool:
         await session.execute(text("SELECT pg_stat_clear_snapshot()"))
-        return bool(await session.scalar(_OTHERS_ACTIVE))
+        return bool(await session.scalar(_OTHERS_ACTIVE, {"idle_seconds": IDLE_TRANSACTION_SECONDS}))
 
     return busy
