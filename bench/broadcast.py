@@ -33,7 +33,9 @@ processes together, while the bare servers, started by ``multiprocessing`` in th
 shared it process by process with the clients. The rounds were measured under different rules
 (before stop 19: eqian's delivery p99 1.0-1.3 s against 0.54-0.74 s now, same code and host).
 Workers get a process group of their own (``process_group=0``) so that they can still be stopped
-with everything they started. PostgreSQL, a service of the machine, keeps its own group.
+with everything they started. PostgreSQL, a service of the machine, keeps its own group. (The
+clients' share of the CPU is part of every delivery latency measured here, and clients of a real
+deployment are not on the server at all: the rule that starves them less is the nearer one.)
 
 Usage: python bench/broadcast.py [--quick] [--clients N] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/]
 """
