@@ -216,8 +216,21 @@ async def test_live_instruction_is_written_directly(
         await ws.send(json.dumps({"type": "ack", "instruction_id": instruction_id, "text": "收到"}))
         await ws.send(json.dumps({"type": "ack"}))
         answers = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+        # An acknowledgement right behind a frame still being handled (a chat message, refused
+        # after a database read: the station channel is for officers) waits its turn on the ASGI
+        # path: both are answered, in order, neither is lost.
+        channel_id = mw.channels[f"station:{mw.world.station_a}"]
+        await ws.send(
+            json.dumps({"type": "send", "channel_id": channel_id, "body": "已安排", "client_id": "c1"})
+        )
+        await ws.send(json.dumps({"type": "ack", "instruction_id": instruction_id}))
+        seen: list[str] = []
+        while not {"forbidden", "acked"} <= set(seen):
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            seen.append(frame["type"] if frame["type"] != "error" else frame["code"])
+        assert seen.index("forbidden") < seen.index("acked"), seen
     assert hub.direct_writes > before
-    assert hub.direct_reads == reads_before + 2
+    assert hub.direct_reads >= reads_before + 2
     assert sorted(a["type"] for a in answers) == ["acked", "error"], answers
     assert next(a for a in answers if a["type"] == "error")["code"] == "bad_request"
     r = await client.get(
