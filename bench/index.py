@@ -85,6 +85,7 @@ from eqian.core.months import between as months_between
 from eqian.core.months import bounds as month_bounds
 from eqian.core.months import shift as shift_month
 from eqian.core.permissions import SYSTEM
+from eqian.demo.requests import TEXTS as REQUEST_TEXTS  # kind -> (title, body), as the demo files them
 from eqian.incidents.routing import DEFAULT_SLA, POLICE_BY_CATEGORY
 from eqian.mediation.schemas import DISPUTE_TYPES
 from eqian.organizations.categories import CATEGORIES
@@ -146,23 +147,6 @@ CASE_NOTE = {
     "referred": "已告知当事人通过其他途径解决",
 }
 AGREEMENT_TEXT = "经调解，双方自愿达成如下协议：被申请人按约定金额支付申请人款项，双方就此事再无其他纠葛。"
-REQUEST_TEXTS = {
-    "fraud_training": (
-        "申请派民警来厂开展反诈宣传",
-        "我厂新招员工较多，希望派出所安排民警来厂讲一次反诈课。",
-    ),
-    "brand_protection": (
-        "发现网上有人仿冒我司品牌销售",
-        "电商平台上有多家店铺仿冒我司注册商标销售童装，请求依法查处。",
-    ),
-    "internal_corruption": (
-        "怀疑仓管员侵占公司货物",
-        "近三个月盘点发现成品短少，怀疑内部人员职务侵占，请求立案调查。",
-    ),
-    "traffic": ("厂区门口早晚高峰拥堵", "上下班高峰厂门口电动车和货车混行，请求增设警示标志、安排疏导。"),
-    "permits": ("咨询外地员工居住证办理", "新招外地员工二十余人，咨询居住证集中办理的材料和时间。"),
-    "other": ("其他诉求", "希望派出所就厂区周边治安情况提供指导。"),
-}
 REQUEST_REPLY = "已收到诉求，已转相关部门办理，办理结果将及时反馈。"
 REQUEST_RESOLUTION = "已按诉求办理完毕，相关情况已电话反馈企业负责人。"
 REQUEST_KINDS = tuple(REQUEST_TEXTS)
@@ -176,6 +160,11 @@ INSTRUCTION_TEXTS = (
     ("外来务工人员居住登记核查", "请核对本单位新招员工居住登记情况，未登记的尽快办理。"),
     ("防汛防台应急准备", "台风临近，请检查排水设施和临时搭建物，做好人员转移准备。"),
 )
+
+
+def unit_station(unit_id: int, n_stations: int) -> int:
+    """The bench district's layout: units dealt to the stations in turn (1 to 1, 2 to 2, …)."""
+    return (unit_id - 1) % n_stations + 1
 
 
 def plan(n_units: int, n_stations: int, scale: float) -> dict[str, tuple[list[str], Rows]]:
@@ -192,7 +181,7 @@ def plan(n_units: int, n_stations: int, scale: float) -> dict[str, tuple[list[st
     alerts: Rows = []
     by_station: dict[int, list[int]] = {}
     for u in range(1, n_units + 1):
-        by_station.setdefault((u - 1) % n_stations + 1, []).append(u)
+        by_station.setdefault(unit_station(u, n_stations), []).append(u)
     for month in months:
         start, end = month_bounds(month)
         span = (end - start).total_seconds()
@@ -343,7 +332,7 @@ def plan_more(
     scale: float,
 ) -> dict[str, tuple[list[str], Rows]]:
     """Incidents, mediation, enterprise requests, instructions with their receipts (in foreign-key order)."""
-    station_of = [0] + [(u - 1) % n_stations + 1 for u in range(1, n_units + 1)]
+    station_of = [0] + [unit_station(u, n_stations) for u in range(1, n_units + 1)]
     cats = list(INCIDENT_KINDS)
     cw_unit = list(itertools.accumulate(k[0] for k in INCIDENT_KINDS.values()))
     cw_street = list(itertools.accumulate(k[1] for k in INCIDENT_KINDS.values()))
@@ -810,7 +799,7 @@ async def base_rows(engine: AsyncEngine, n_units: int, n_stations: int) -> None:
                     "name": f"单位{i}",
                     "credit_code": f"B{i:017d}",
                     "category_code": cats[i % len(cats)],
-                    "station_id": (i - 1) % n_stations + 1,
+                    "station_id": unit_station(i, n_stations),
                 }
                 for i in range(1, n_units + 1)
             ],
@@ -1105,7 +1094,7 @@ def duck_load(
     all_tables = dict(tables)
     all_tables["units"] = (
         ["id", "station_id"],
-        [(i, (i - 1) % n_stations + 1) for i in range(1, n_units + 1)],
+        [(i, unit_station(i, n_stations)) for i in range(1, n_units + 1)],
     )
     con = duckdb.connect()
     for table, types in DUCK_COLUMNS.items():
@@ -1232,7 +1221,7 @@ def scoring_only(n_units: int, n_stations: int) -> dict[str, float]:
     t = time.perf_counter()
     scored = [score_unit(model, values[u], unit_id=u, month=LAST_MONTH) for u in values]
     scores = [s.score for s in scored]
-    group_ranks(((u - 1) % n_stations for u in values), scores)
+    group_ranks((unit_station(u, n_stations) for u in values), scores)
     group_ranks((u % 11 for u in values), scores)
     return {"score_s": round(time.perf_counter() - t, 3), "metrics": float(len(metrics))}
 
