@@ -57,9 +57,19 @@ async def _csrf_ok(request: Request, expected: str | None) -> bool:
 async def get_auth(
     request: Request,
     token: str | None = Depends(oauth2_scheme),
-    settings: Settings = Depends(get_settings),
 ) -> auth.Resolved:
-    """Bearer token first (API clients), else the page session cookie, which must carry CSRF on writes.
+    """Bearer token first (API clients), else the page session cookie, which must carry CSRF on writes."""
+    return await authenticate(request, token)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, as ``oauth2_scheme`` reads it."""
+    scheme, _, param = request.headers.get("Authorization", "").partition(" ")
+    return param.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def authenticate(request: Request, token: str | None) -> auth.Resolved:
+    """``get_auth`` as a plain function, for a route that resolves its own parameters (``web.lean``).
 
     The session is looked up on a connection of its own, returned at once (``auth_sessionmaker``:
     autocommit on PostgreSQL, a read session on SQLite), not inside the request's transaction:
@@ -68,6 +78,9 @@ async def get_auth(
     take the write lock before it knows who is asking. A token this worker resolved in the last
     ``auth_cache_seconds`` is not looked up again (``core.session_cache``: dropped when sessions end).
     """
+    settings: Settings = request.app.state.settings
+    # "Authorization: Bearer " with nothing after it reads as no token: the cookie then needs its CSRF.
+    token = token or None
     ip = client_ip(request)
     kind = "bearer" if token else "cookie"
     credential = token or request.cookies.get(SESSION_COOKIE)
