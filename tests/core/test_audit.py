@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.core import audit
@@ -72,3 +78,62 @@ async def test_audit_row_rolls_back_with_the_change(
         await session.rollback()
     result = await audit.verify(db)
     assert (result.ok, result.rows) == (True, 1)
+
+
+def test_a_rows_hash_is_the_payload_the_chain_has_always_hashed() -> None:
+    """``link(middle(...))`` is SHA-256 of the JSON array rows were always hashed over, so the rows
+    written before it was split in two (for PostgreSQL to link a batch itself) still verify."""
+    ts = dt.datetime(2026, 11, 24, 23, 50, 1, 123456, tzinfo=dt.UTC)
+    fields: dict[str, Any] = {
+        "ts": ts,
+        "actor_id": None,
+        "actor_name": "织里所·张三",
+        "action": "incidents.incident.create",
+        "entity": "incident",
+        "entity_id": "42",
+        "changes": {"route": "mediation", "amount": [1.5, "二万"], "unit_id": None},
+        "ip": "10.0.0.1",
+    }
+    prev = "ab" * 32
+    payload = json.dumps(
+        [7, ts.isoformat(), *list(fields.values())[1:], prev],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    assert audit.link(7, audit.middle(**fields), prev) == hashlib.sha256(payload.encode()).hexdigest()
+
+
+async def test_an_append_waiting_for_the_lock_links_to_what_was_committed_meanwhile(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """PostgreSQL: a statement that appends (``pg_append``, as the incident intake's batch does) and
+    has to wait for the chain's lock links its rows after the rows committed while it waited — its
+    own snapshot, taken before, does not hold them; ``eqian_audit_head()`` reads after the lock."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the in-statement append is PostgreSQL's")
+    await _append(db, 2)
+    entries = [
+        audit.Entry(1, "station_officer", "incidents.incident.create", "incident", n, {"n": n})
+        for n in (7, 8)
+    ]
+    ctes, final, params = audit.pg_append(entries)
+    async with sessionmaker() as first, sessionmaker() as second:
+        await audit.record(
+            first, actor_id=1, actor_name="x", action="unit.update", entity="unit", entity_id=3
+        )
+        await second.execute(select(1))  # its transaction is open before the first commits
+        waiting = asyncio.create_task(
+            second.execute(text(f"WITH RECURSIVE {', '.join(ctes)} {final}"), params)
+        )
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # held by the first transaction's lock
+        await first.commit()
+        seqs = list((await waiting).scalars())
+        await second.commit()
+    assert seqs == [4, 5]
+    result = await audit.verify(db)
+    assert (result.ok, result.rows) == (True, 5), result.problems
+    stored = (await db.scalars(select(AuditLog).where(AuditLog.seq == 5))).one()
+    assert (stored.entity_id, stored.changes, stored.actor_name) == ("8", {"n": 8}, "station_officer")

@@ -22,16 +22,18 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from eqian.core import audit, idempotency
+from eqian.core import audit, idempotency, unnest
 from eqian.core.db import dialect_insert, table_of, utcnow
 from eqian.core.errors import AppError, Conflict, ValidationFailed
 from eqian.core.idempotency import IdempotencyKey
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200  # filings per transaction (bounds a batch's statements and its lock time)
 STOP_SECONDS = 5.0  # how long stopping waits for queued filings to be written
 DUPLICATE = "该警情已录入（接警编号重复）"
+
+# As many incident ids as the batch stores, from the table's sequence (PostgreSQL).
+_IDS = text(
+    "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('incidents', 'id')) FROM generate_series(1, :n))"
+)
 
 Outcome = tuple[dict[str, Any], bool] | AppError  # (the incident as JSON, replayed?) or the refusal
 
@@ -224,68 +231,137 @@ async def _write(session: AsyncSession, filings: list[Filing]) -> list[Outcome]:
         (i for i, o in enumerate(outcomes) if o is None), key=lambda i: filings[i].values["source_key"]
     )
     if todo:
-        # Core statements on the tables, not the ORM's bulk paths: per row those cost more than
-        # the rest of the batch (the answers below are built from the values we already hold).
-        incidents = table_of(Incident)
-        ids = (
-            await session.execute(
-                insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True),
-                [filings[i].values for i in todo],
-            )
-        ).scalars()
-        answers: dict[int, dict[str, Any]] = {}
-        for i, incident_id in zip(todo, ids, strict=True):
-            incident = Incident(id=incident_id, **filings[i].values)
-            answers[i] = service.incident_out(incident, filings[i].names, filings[i].now).model_dump(
-                mode="json"
-            )
+        insert_batch = _insert_pg if session.get_bind().dialect.name == "postgresql" else _insert
+        answers = await insert_batch(session, filings, todo, claims)
+        for i in todo:
             outcomes[i] = (answers[i], False)
-        await session.execute(
-            insert(table_of(IncidentEvent)),
-            [
-                {
-                    "incident_id": answers[i]["id"],
-                    "action": "reported",
-                    "to_status": "reported",
-                    "actor_id": filings[i].actor.user_id or None,
-                    "at": filings[i].now,
-                }
-                for i in todo
-            ],
-        )
-        await session.execute(
-            insert(table_of(OutboxEvent)),
-            [
-                {
-                    "topic": service.REPORTED_TOPIC,
-                    "payload": service.reported_payload(answers[i]["id"], filings[i].values),
-                }
-                for i in todo
-            ],
-        )
-        if remembered := [{"key_id": claims[i], "answer": answers[i]} for i in todo if i in claims]:
-            keys = table_of(IdempotencyKey)
-            await session.execute(
-                update(keys)
-                .where(keys.c.id == bindparam("key_id"))
-                .values(status_code=201, response=bindparam("answer")),
-                remembered,
-            )
-        # Last, so the chain's lock is held only from here to the commit.
-        await audit.record_many(
-            session,
-            [
-                audit.entry_for(
-                    filings[i].actor,
-                    "incidents.incident.create",
-                    "incident",
-                    answers[i]["id"],
-                    {k: filings[i].values[k] for k in ("category", "police", "unit_id", "route")},
-                )
-                for i in todo
-            ],
-        )
     return [o for o in outcomes if o is not None]
+
+
+@dataclass
+class Rows:
+    """What a batch writes besides the incidents, and the answers, once the incidents' ids are known."""
+
+    answers: dict[int, dict[str, Any]]
+    events: list[dict[str, Any]]
+    outbox: list[dict[str, Any]]
+    remembered: list[tuple[int, dict[str, Any]]]  # (claimed key's row id, the answer it keeps)
+    audit: list[audit.Entry]
+
+
+def _rows(
+    filings: list[Filing], todo: list[int], incidents: list[dict[str, Any]], claims: dict[int, int]
+) -> Rows:
+    """``incidents`` are the stored rows of ``todo``'s filings, in order, ids included (completed
+    with the columns' defaults: the answers are built from exactly what is stored)."""
+    rows = Rows({}, [], [], [], [])
+    for i, row in zip(todo, incidents, strict=True):
+        f = filings[i]
+        # Read through attributes as from a loaded Incident: an ORM object built for this alone
+        # cost a worker more than the row's share of the batch's statements.
+        answer = service.incident_out(cast(Incident, SimpleNamespace(**row)), f.names, f.now).model_dump(
+            mode="json"
+        )
+        rows.answers[i] = answer
+        rows.events.append(
+            {
+                "incident_id": row["id"],
+                "action": "reported",
+                "to_status": "reported",
+                "actor_id": f.actor.user_id or None,
+                "at": f.now,
+            }
+        )
+        rows.outbox.append(
+            {"topic": service.REPORTED_TOPIC, "payload": service.reported_payload(row["id"], f.values)}
+        )
+        if i in claims:
+            rows.remembered.append((claims[i], answer))
+        rows.audit.append(
+            audit.entry_for(
+                f.actor,
+                "incidents.incident.create",
+                "incident",
+                row["id"],
+                {k: f.values[k] for k in ("category", "police", "unit_id", "route")},
+            )
+        )
+    return rows
+
+
+async def _insert(
+    session: AsyncSession, filings: list[Filing], todo: list[int], claims: dict[int, int]
+) -> dict[int, dict[str, Any]]:
+    """The batch as Core statements, a table each (SQLite, and any database but PostgreSQL); the
+    answers of ``todo``'s filings."""
+    table = table_of(Incident)
+    stored = [unnest.complete(table, filings[i].values) for i in todo]
+    ids = (
+        await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), stored)
+    ).scalars()
+    for row, incident_id in zip(stored, ids, strict=True):
+        row["id"] = incident_id
+    rows = _rows(filings, todo, stored, claims)
+    await session.execute(insert(table_of(IncidentEvent)), rows.events)
+    await session.execute(insert(table_of(OutboxEvent)), rows.outbox)
+    if rows.remembered:
+        keys = table_of(IdempotencyKey)
+        await session.execute(
+            update(keys)
+            .where(keys.c.id == bindparam("key_id"))
+            .values(status_code=201, response=bindparam("answer")),
+            [{"key_id": key_id, "answer": answer} for key_id, answer in rows.remembered],
+        )
+    # Last, so the chain's lock is held only from here to the commit.
+    await audit.record_many(session, rows.audit)
+    return rows.answers
+
+
+async def _insert_pg(
+    session: AsyncSession, filings: list[Filing], todo: list[int], claims: dict[int, int]
+) -> dict[int, dict[str, Any]]:
+    """The batch in two statements on PostgreSQL: the incidents' ids from their sequence, then every
+    row — incidents, timeline, outbox, the keys' answers — as ``unnest`` inserts (``core.unnest``)
+    in one ``WITH`` statement that also appends the audit rows, linked by the database under the
+    chain's lock (``audit.pg_append``). The lock is held from that statement to the commit: two
+    workers' batches queue on it, and a lock held across several round trips, each waiting for a
+    busy event loop to resume it, set the intake's pace (docs/benchmarks.md)."""
+    table = table_of(Incident)
+    ids = await session.scalar(_IDS, {"n": len(todo)})
+    stored = [
+        unnest.complete(table, {**filings[i].values, "id": incident_id})
+        for i, incident_id in zip(todo, ids, strict=True)
+    ]
+    rows = _rows(filings, todo, stored, claims)
+    dialect = session.get_bind().dialect
+    parts = [
+        unnest.insert_sql(table, stored, dialect, "inc"),
+        unnest.insert_sql(table_of(IncidentEvent), rows.events, dialect, "ev"),
+        unnest.insert_sql(table_of(OutboxEvent), rows.outbox, dialect, "ob"),
+    ]
+    if rows.remembered:
+        keys = table_of(IdempotencyKey)
+        answer = keys.c.response.type.dialect_impl(dialect).bind_processor(dialect) or json.dumps
+        parts.append(
+            (
+                "UPDATE idempotency_keys SET status_code = 201, response = CAST(k.answer AS JSON) "
+                "FROM unnest(CAST(:key_ids AS INTEGER[]), CAST(:key_answers AS TEXT[])) AS k(id, answer) "
+                "WHERE idempotency_keys.id = k.id",
+                {
+                    "key_ids": [key_id for key_id, _ in rows.remembered],
+                    "key_answers": [answer(a) for _, a in rows.remembered],
+                },
+            )
+        )
+    chain_ctes, chain_insert, chain_params = audit.pg_append(rows.audit)
+    ctes = [f"w{n} AS ({part})" for n, (part, _) in enumerate(parts)] + list(chain_ctes)
+    params = {k: v for _, part_params in parts for k, v in part_params.items()} | chain_params
+    seqs = (
+        await session.execute(unnest.statement(f"WITH RECURSIVE {', '.join(ctes)} {chain_insert}"), params)
+    ).scalars()
+    if len(list(seqs)) != len(todo):  # the statement links one row per entry or fails; never quietly less
+        raise RuntimeError("the audit chain took fewer rows than the batch stored")
+    return rows.answers
 
 
 async def _claim_keys(
