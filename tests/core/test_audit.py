@@ -110,7 +110,7 @@ async def test_an_append_waiting_for_the_lock_links_to_what_was_committed_meanwh
 ) -> None:
     """PostgreSQL: a statement that appends (``pg_append``, as the incident intake's batch does) and
     has to wait for the chain's lock links its rows after the rows committed while it waited — its
-    own snapshot, taken before, does not hold them; ``eqian_audit_head()`` reads after the lock."""
+    own snapshot, taken before, does not hold them; ``eqian_audit_head`` reads after the lock."""
     if db.get_bind().dialect.name != "postgresql":
         pytest.skip("the in-statement append is PostgreSQL's")
     await _append(db, 2)

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +36,7 @@ async def test_concurrent_posts_are_written_together_and_completely(
 ) -> None:
     iw = await make_inc_world(db)
     batcher: intake.IntakeBatcher = app.state.intake_batcher
-    before = batcher.batches
+    before, before_steps = batcher.batches, batcher.step_by_step
     n = 60
     responses = await asyncio.gather(
         *(
@@ -49,6 +50,7 @@ async def test_concurrent_posts_are_written_together_and_completely(
     )
     assert [r.status_code for r in responses] == [201] * n, [r.text for r in responses if r.status_code > 201]
     assert batcher.batches - before < n  # some requests shared a transaction
+    assert batcher.step_by_step == before_steps  # on PostgreSQL each batch went in one statement
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == n
     assert {r.json()["number"] for r in responses} == {f"110-{i:04d}" for i in range(n)}
@@ -171,4 +173,39 @@ async def test_a_refusal_that_is_no_duplicate_is_not_called_one(app: FastAPI, db
         outcomes = await intake.store(session, [gone, fine])
     assert [_code(o) for o in outcomes] == ["intake_conflict", "created"]
     assert await _count(db, Incident) == 1
+    assert (await audit.verify(db)).ok
+
+
+async def test_a_batch_in_one_statement_is_all_or_nothing(app: FastAPI, db: AsyncSession) -> None:
+    """PostgreSQL's one-statement batch (``store_at_once``) stores a clean batch whole, keys and
+    their answers included; a batch holding anything the database refuses stores nothing at all and
+    is left to ``store``, which answers each filing's case."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the one-statement batch is PostgreSQL's")
+    iw = await make_inc_world(db)
+    clean = [
+        await _filing(db, iw, {"description": TEXT, "number": "110-1"}, "k1"),
+        await _filing(db, iw, {"description": TEXT}, None),
+    ]
+    async with app.state.write_sessionmaker() as session:
+        outcomes = await intake.store_at_once(session, clean)
+    assert outcomes is not None
+    assert [_code(o) for o in outcomes] == ["created", "created"]
+    key = await db.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "k1"))
+    assert key is not None
+    assert (key.status_code, key.response) == (201, outcomes[0][0])  # type: ignore[index]
+
+    mixed = [
+        await _filing(db, iw, {"description": TEXT, "number": "110-2"}, "k2"),  # new
+        await _filing(db, iw, {"description": TEXT, "number": "110-1"}, "k1"),  # a retry of the first
+    ]
+    async with app.state.write_sessionmaker() as session:
+        assert await intake.store_at_once(session, mixed) is None
+    assert await _count(db, Incident) == 2  # nothing of the refused batch
+    assert await _count(db, IdempotencyKey) == 1
+    assert await _count(db, AuditLog, AuditLog.action == "incidents.incident.create") == 2
+    async with app.state.write_sessionmaker() as session:
+        outcomes = await intake.store(session, mixed)
+    assert [_code(o) for o in outcomes] == ["created", "replayed"]
+    assert await _count(db, Incident) == 3
     assert (await audit.verify(db)).ok

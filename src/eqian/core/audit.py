@@ -65,12 +65,13 @@ SQLITE_APPEND_ONLY = tuple(
 # The chain's head for an appender on PostgreSQL, in one round trip: the chain's lock, then the last
 # row. A function, because a statement reads from the snapshot it started with, before its own
 # lock was granted (it would miss rows committed while it waited); each statement of a VOLATILE
-# function takes a fresh one. PL/pgSQL keeps its statements' plans from call to call (an SQL
-# function plans them on every call: 55 µs of the server's CPU more per call, measured).
-# Migration 0007 installs a frozen copy.
+# function takes a fresh one. Its argument is ignored: a statement passes what it must finish
+# before taking the lock (``pg_append``; arguments are evaluated before the call). PL/pgSQL keeps
+# its statements' plans from call to call (an SQL function plans them on every call: 55 µs of the
+# server's CPU more per call, measured). Migration 0007 installs a frozen copy.
 PG_HEAD_FUNCTION = (  # our constants only
-    "CREATE OR REPLACE FUNCTION eqian_audit_head() RETURNS TABLE (head_seq BIGINT, head_hash VARCHAR) "  # noqa: S608
-    "LANGUAGE plpgsql VOLATILE AS $$ BEGIN "
+    "CREATE OR REPLACE FUNCTION eqian_audit_head(after BIGINT) "  # noqa: S608
+    "RETURNS TABLE (head_seq BIGINT, head_hash VARCHAR) LANGUAGE plpgsql VOLATILE AS $$ BEGIN "
     f"PERFORM pg_advisory_xact_lock({PG_CHAIN_LOCK}); "
     "RETURN QUERY (SELECT a.seq, a.hash FROM audit_log AS a ORDER BY a.seq DESC LIMIT 1) "
     f"UNION ALL SELECT CAST(0 AS BIGINT), CAST('{GENESIS_HASH}' AS VARCHAR) ORDER BY 1 DESC LIMIT 1; "
@@ -184,7 +185,7 @@ async def record_many(session: AsyncSession, entries: list[Entry]) -> None:
     await session.execute(insert(table_of(AuditLog)), rows)
 
 
-_HEAD = text("SELECT head_seq, head_hash FROM eqian_audit_head()")
+_HEAD = text("SELECT head_seq, head_hash FROM eqian_audit_head(0)")
 
 
 async def head(session: AsyncSession) -> tuple[int, str]:
@@ -225,9 +226,9 @@ def chained(entries: list[Entry], after: tuple[int, str]) -> list[dict[str, Any]
 
 # Appending inside a larger statement on PostgreSQL (``pg_append``): the entries as arrays, linked
 # one after another from the head by a recursive query with ``link``'s formula. The lock is taken
-# where the statement reaches ``eqian_audit_head()`` and held to the commit, as ``record_many``'s.
+# where the statement reaches ``eqian_audit_head`` and held to the commit, as ``record_many``'s.
 _PG_APPEND_CTES = (
-    "audit_head AS (SELECT head_seq, head_hash FROM eqian_audit_head())",
+    "audit_head AS (SELECT head_seq, head_hash FROM eqian_audit_head({after}))",
     "audit_entries AS (SELECT * FROM unnest(CAST(:au_mid AS TEXT[]), CAST(:au_ts AS TIMESTAMPTZ[]), "
     "CAST(:au_actor_id AS INTEGER[]), CAST(:au_actor_name AS TEXT[]), CAST(:au_action AS TEXT[]), "
     "CAST(:au_entity AS TEXT[]), CAST(:au_entity_id AS TEXT[]), CAST(:au_changes AS TEXT[]), "
@@ -247,11 +248,16 @@ _PG_APPEND_INSERT = (
 )
 
 
-def pg_append(entries: list[Entry]) -> tuple[tuple[str, ...], str, dict[str, Any]]:
+def pg_append(
+    entries: list[Entry], after: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], str, dict[str, Any]]:
     """For one PostgreSQL statement that appends ``entries`` (in order) along with other work:
     its common table expressions (the statement must begin ``WITH RECURSIVE``), its final INSERT
     (returning each new row's ``seq``: the caller checks there is one per entry), and their
-    parameters. ``verify`` checks these rows with the same formula as any other."""
+    parameters. ``after`` names the statement's other parts (each with a RETURNING clause) to run
+    to completion before the chain's lock is taken, so that the lock is held for the chain's own
+    rows and the commit, not for the rest of the statement's writing. ``verify`` checks these rows
+    with the same formula as any other."""
     ts = utcnow()
     rows = [
         (
@@ -281,7 +287,11 @@ def pg_append(entries: list[Entry]) -> tuple[tuple[str, ...], str, dict[str, Any
         "au_changes": [changes for _, _, changes in rows],
         "au_ip": [e.ip for _, e, _ in rows],
     }
-    return _PG_APPEND_CTES, _PG_APPEND_INSERT, params
+    if not all(name.isidentifier() for name in after):
+        raise ValueError(f"not names of a statement's parts: {after!r}")
+    done = " + ".join(f"(SELECT count(*) FROM {name})" for name in after) or "0"  # noqa: S608
+    ctes = (_PG_APPEND_CTES[0].format(after=done), *_PG_APPEND_CTES[1:])
+    return ctes, _PG_APPEND_INSERT, params
 
 
 def entry_for(

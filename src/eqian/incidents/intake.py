@@ -45,6 +45,10 @@ from eqian.incidents.models import Incident, IncidentEvent
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # filings per transaction (bounds a batch's statements and its lock time)
+# Batches a worker writes at once. While one waits for the audit chain's lock or its commit, the
+# next claims its keys and takes its ids: with one at a time a worker's intake was bounded by a
+# batch's five round trips, each waiting for the busy event loop (docs/benchmarks.md, stop 20).
+IN_FLIGHT = 2
 STOP_SECONDS = 5.0  # how long stopping waits for queued filings to be written
 DUPLICATE = "该警情已录入（接警编号重复）"
 
@@ -245,7 +249,7 @@ class Rows:
     answers: dict[int, dict[str, Any]]
     events: list[dict[str, Any]]
     outbox: list[dict[str, Any]]
-    remembered: list[tuple[int, dict[str, Any]]]  # (claimed key's row id, the answer it keeps)
+    remembered: list[tuple[int, dict[str, Any]]]  # (filing index, the answer its key keeps)
     audit: list[audit.Entry]
 
 
@@ -275,8 +279,8 @@ def _rows(
         rows.outbox.append(
             {"topic": service.REPORTED_TOPIC, "payload": service.reported_payload(row["id"], f.values)}
         )
-        if i in claims:
-            rows.remembered.append((claims[i], answer))
+        if i in claims or f.key is not None:
+            rows.remembered.append((i, answer))
         rows.audit.append(
             audit.entry_for(
                 f.actor,
@@ -310,7 +314,7 @@ async def _insert(
             update(keys)
             .where(keys.c.id == bindparam("key_id"))
             .values(status_code=201, response=bindparam("answer")),
-            [{"key_id": key_id, "answer": answer} for key_id, answer in rows.remembered],
+            [{"key_id": claims[i], "answer": answer} for i, answer in rows.remembered],
         )
     # Last, so the chain's lock is held only from here to the commit.
     await audit.record_many(session, rows.audit)
@@ -318,14 +322,18 @@ async def _insert(
 
 
 async def _insert_pg(
-    session: AsyncSession, filings: list[Filing], todo: list[int], claims: dict[int, int]
+    session: AsyncSession,
+    filings: list[Filing],
+    todo: list[int],
+    claims: dict[int, int],
+    *,
+    claim_now: bool = False,
 ) -> dict[int, dict[str, Any]]:
     """The batch in two statements on PostgreSQL: the incidents' ids from their sequence, then every
     row — incidents, timeline, outbox, the keys' answers — as ``unnest`` inserts (``core.unnest``)
     in one ``WITH`` statement that also appends the audit rows, linked by the database under the
-    chain's lock (``audit.pg_append``). The lock is held from that statement to the commit: two
-    workers' batches queue on it, and a lock held across several round trips, each waiting for a
-    busy event loop to resume it, set the intake's pace (docs/benchmarks.md)."""
+    chain's lock (``audit.pg_append``). The keys were claimed before (``claims``), or with
+    ``claim_now`` are inserted here with their answers (``store_at_once``)."""
     table = table_of(Incident)
     ids = await session.scalar(_IDS, {"n": len(todo)})
     stored = [
@@ -339,8 +347,23 @@ async def _insert_pg(
         unnest.insert_sql(table_of(IncidentEvent), rows.events, dialect, "ev"),
         unnest.insert_sql(table_of(OutboxEvent), rows.outbox, dialect, "ob"),
     ]
-    if rows.remembered:
-        keys = table_of(IdempotencyKey)
+    keys = table_of(IdempotencyKey)
+    if rows.remembered and claim_now:
+        at = utcnow()
+        answered = [
+            {
+                "user_id": filings[i].actor.user_id,
+                "scope": service.IDEMPOTENCY_SCOPE,
+                "key": filings[i].key,
+                "request_hash": filings[i].digest,
+                "status_code": 201,
+                "response": answer,
+                "created_at": at,
+            }
+            for i, answer in rows.remembered
+        ]
+        parts.append(unnest.insert_sql(keys, answered, dialect, "key"))
+    elif rows.remembered:
         answer = keys.c.response.type.dialect_impl(dialect).bind_processor(dialect) or json.dumps
         parts.append(
             (
@@ -348,13 +371,15 @@ async def _insert_pg(
                 "FROM unnest(CAST(:key_ids AS INTEGER[]), CAST(:key_answers AS TEXT[])) AS k(id, answer) "
                 "WHERE idempotency_keys.id = k.id",
                 {
-                    "key_ids": [key_id for key_id, _ in rows.remembered],
+                    "key_ids": [claims[i] for i, _ in rows.remembered],
                     "key_answers": [answer(a) for _, a in rows.remembered],
                 },
             )
         )
-    chain_ctes, chain_insert, chain_params = audit.pg_append(rows.audit)
-    ctes = [f"w{n} AS ({part})" for n, (part, _) in enumerate(parts)] + list(chain_ctes)
+    names = tuple(f"w{n}" for n in range(len(parts)))
+    chain_ctes, chain_insert, chain_params = audit.pg_append(rows.audit, after=names)
+    ctes = [f"{name} AS ({part} RETURNING 1)" for name, (part, _) in zip(names, parts, strict=True)]
+    ctes += chain_ctes
     params = {k: v for _, part_params in parts for k, v in part_params.items()} | chain_params
     seqs = (
         await session.execute(unnest.statement(f"WITH RECURSIVE {', '.join(ctes)} {chain_insert}"), params)
@@ -362,6 +387,26 @@ async def _insert_pg(
     if len(list(seqs)) != len(todo):  # the statement links one row per entry or fails; never quietly less
         raise RuntimeError("the audit chain took fewer rows than the batch stored")
     return rows.answers
+
+
+async def store_at_once(session: AsyncSession, filings: list[Filing]) -> list[Outcome] | None:
+    """PostgreSQL, the common case: the whole batch as one statement that commits by itself, keys
+    claimed with their answers in it. None when the database refused it (a key used before, a 110
+    number stored before or twice in the batch): nothing of it was stored, and the caller writes
+    the batch with ``store``, which tells each filing's case apart. ``session`` must be unused.
+
+    Why: two workers' batches queue on the audit chain's lock, held to the commit. Ending the
+    transaction with the statement that takes the lock holds it for the server's own work only;
+    with a COMMIT after it, the lock also waited for the worker's busy event loop to send that
+    COMMIT (pg_stat_activity under load: a batch "idle in transaction" holding the lock, another
+    waiting for it, most of the time)."""
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    todo = sorted(range(len(filings)), key=lambda i: filings[i].values["source_key"])
+    try:
+        answers = await _insert_pg(session, filings, todo, {}, claim_now=True)
+    except IntegrityError:
+        return None
+    return [(answers[i], False) for i in range(len(filings))]
 
 
 async def _claim_keys(
@@ -445,14 +490,19 @@ class IntakeBatcher:
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.writing = False
+        self.in_flight: set[asyncio.Task[None]] = set()
+        bind = factory.kw.get("bind")
+        self.postgres = bind is not None and bind.dialect.name == "postgresql"
+        # SQLite writes one transaction at a time: a second batch would only wait for its lock.
+        self.limit = IN_FLIGHT if self.postgres else 1
         self.batches = 0
+        self.step_by_step = 0  # PostgreSQL batches refused at once and written step by step
         self.stored = 0
 
     def _start(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # a new event loop (tests run each in its own): new state
-            self.loop, self.wakeup, self.task = loop, asyncio.Event(), None
+            self.loop, self.wakeup, self.task, self.in_flight = loop, asyncio.Event(), None, set()
         if self.task is None or self.task.done():
             self.task = loop.create_task(self._run())
         return loop
@@ -486,23 +536,27 @@ class IntakeBatcher:
         self.queue.extendleft(reversed(later))
         return batch
 
+    @property
+    def writing(self) -> bool:
+        return bool(self.in_flight)
+
     async def _run(self) -> None:
         while True:
             await self.wakeup.wait()
             self.wakeup.clear()
-            while self.queue:
-                batch = self._take()
-                self.writing = True
-                try:
-                    await self._write(batch)
-                finally:
-                    self.writing = False
+            while self.queue and len(self.in_flight) < self.limit:
+                task = asyncio.create_task(self._write(self._take()))
+                self.in_flight.add(task)
+                task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.wakeup.set()  # a place is free: look at the queue again
 
     async def _write(self, batch: list[Waiting]) -> None:
         outcomes: list[Outcome | Exception]
         try:
-            async with self.factory() as session:
-                outcomes = list(await store(session, [f for f, _ in batch]))
+            outcomes = list(await self._store([f for f, _ in batch]))
         except Exception as exc:  # the database is down, say: every waiting request answers so
             log.exception("an intake batch of %d could not be written", len(batch))
             outcomes = [exc] * len(batch)
@@ -515,6 +569,15 @@ class IntakeBatcher:
             else:
                 self.stored += not outcome[1]
                 future.set_result(outcome)
+
+    async def _store(self, filings: list[Filing]) -> list[Outcome]:
+        if self.postgres:
+            async with self.factory() as session:
+                if (outcomes := await store_at_once(session, filings)) is not None:
+                    return outcomes
+            self.step_by_step += 1
+        async with self.factory() as session:
+            return await store(session, filings)
 
     async def stop(self) -> None:
         """Write what is queued (for at most ``STOP_SECONDS``), then stop."""
