@@ -150,3 +150,22 @@ def test_an_endpoint_with_parameters_it_cannot_resolve_is_refused_when_declared(
     for endpoint, reason in ((with_query, "query parameters"), (other_dependency, "dependency")):
         with pytest.raises(TypeError, match=reason):
             LeanRoute("/x", endpoint, methods=["POST"])
+
+
+def test_the_served_intake_route_is_lean_and_nothing_is_declared_around_it(app: FastAPI) -> None:
+    """Dependencies declared on the app or on an include would run for an ordinary route but not
+    for a lean one, which resolves only its own parameters: the route as served (FastAPI's view of
+    it through its include, ``effective_route_contexts``) must depend on exactly what it declares."""
+    served = [
+        context
+        for included in app.router.routes
+        if hasattr(included, "effective_route_contexts")
+        for context in included.effective_route_contexts()
+        if context.path == "/api/v1/incidents" and "POST" in context.methods
+    ]
+    assert len(served) == 1
+    [context] = served
+    assert isinstance(context.original_route, LeanRoute)
+    declared = [d.call for d in context.original_route.dependant.dependencies]
+    assert [d.call for d in context.dependant.dependencies] == declared
+    assert not app.router.dependencies

@@ -279,7 +279,7 @@ def _rows(
         rows.outbox.append(
             {"topic": service.REPORTED_TOPIC, "payload": service.reported_payload(row["id"], f.values)}
         )
-        if i in claims or f.key is not None:
+        if f.key is not None:  # claimed before (``claims``) or with the batch (``claim_now``)
             rows.remembered.append((i, answer))
         rows.audit.append(
             audit.entry_for(
