@@ -209,3 +209,24 @@ async def test_a_batch_in_one_statement_is_all_or_nothing(app: FastAPI, db: Asyn
     assert [_code(o) for o in outcomes] == ["created", "replayed"]
     assert await _count(db, Incident) == 3
     assert (await audit.verify(db)).ok
+
+
+async def test_a_full_batch_goes_in_one_statement(app: FastAPI, db: AsyncSession) -> None:
+    """The largest batch a worker takes (``MAX_BATCH`` filings, each with a key) in one statement:
+    every incident, key and audit row stored, the chain's links computed by PostgreSQL verify."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the one-statement batch is PostgreSQL's")
+    iw = await make_inc_world(db)
+    batch = [
+        await _filing(db, iw, {"description": f"{TEXT}（第{i}起）", "number": f"110-{i:04d}"}, f"k{i}")
+        for i in range(intake.MAX_BATCH)
+    ]
+    async with app.state.write_sessionmaker() as session:
+        outcomes = await intake.store_at_once(session, batch)
+    assert outcomes is not None
+    assert {_code(o) for o in outcomes} == {"created"}
+    assert await _count(db, Incident) == intake.MAX_BATCH
+    assert await _count(db, IdempotencyKey, IdempotencyKey.status_code == 201) == intake.MAX_BATCH
+    created = AuditLog.action == "incidents.incident.create"
+    assert await _count(db, AuditLog, created) == intake.MAX_BATCH
+    assert (await audit.verify(db)).ok
