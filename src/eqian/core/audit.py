@@ -79,14 +79,15 @@ PG_HEAD_FUNCTION = (  # our constants only
 )
 
 
-def _append_only(_table: Any, connection: Connection, **_kw: Any) -> None:
+def _database_side(_table: Any, connection: Connection, **_kw: Any) -> None:
+    """The triggers that keep the table append-only, and on PostgreSQL ``eqian_audit_head``."""
     pg = (*PG_APPEND_ONLY, PG_HEAD_FUNCTION)
     statements = {"postgresql": pg, "sqlite": SQLITE_APPEND_ONLY}.get(connection.dialect.name, ())
     for statement in statements:
         connection.execute(text(statement))
 
 
-event.listen(AuditLog.__table__, "after_create", _append_only)
+event.listen(AuditLog.__table__, "after_create", _database_side)
 
 
 _PAYLOAD_JSON: dict[str, Any] = {
@@ -116,7 +117,7 @@ def middle(
 def link(seq: int, middle: str, prev_hash: str) -> str:
     """A row's hash: SHA-256 of the JSON array ``[seq, ts, actor_id, actor_name, action, entity,
     entity_id, changes, ip, prev_hash]`` (keys sorted, no spaces, not ASCII-escaped). Built from its
-    parts so that PostgreSQL can link a batch's rows itself (``PG_LINK``) and get the same text."""
+    parts so that PostgreSQL can link a batch's rows itself (``pg_append``) and get the same text."""
     return hashlib.sha256(f'[{seq},{middle},"{prev_hash}"]'.encode()).hexdigest()
 
 
@@ -207,21 +208,24 @@ def chained(entries: list[Entry], after: tuple[int, str]) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     for entry in entries:
         seq += 1
-        row: dict[str, Any] = {
-            "seq": seq,
-            "ts": ts,
-            "actor_id": entry.actor_id,
-            "actor_name": entry.actor_name,
-            "action": entry.action,
-            "entity": entry.entity,
-            "entity_id": None if entry.entity_id is None else str(entry.entity_id),
-            "changes": _jsonable(entry.changes),
-            "ip": entry.ip,
-            "prev_hash": prev_hash,
-        }
+        row = {"seq": seq, **_fields(entry, ts), "prev_hash": prev_hash}
         row["hash"] = prev_hash = _digest(**row)
         rows.append(row)
     return rows
+
+
+def _fields(entry: Entry, ts: dt.datetime) -> dict[str, Any]:
+    """An entry's hashed fields other than its place in the chain (``middle``'s arguments), as stored."""
+    return {
+        "ts": ts,
+        "actor_id": entry.actor_id,
+        "actor_name": entry.actor_name,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_id": None if entry.entity_id is None else str(entry.entity_id),
+        "changes": _jsonable(entry.changes),
+        "ip": entry.ip,
+    }
 
 
 # Appending inside a larger statement on PostgreSQL (``pg_append``): the entries as arrays, linked
@@ -259,34 +263,13 @@ def pg_append(
     rows and the commit, not for the rest of the statement's writing. ``verify`` checks these rows
     with the same formula as any other."""
     ts = utcnow()
-    rows = [
-        (
-            middle(
-                ts=ts,
-                actor_id=e.actor_id,
-                actor_name=e.actor_name,
-                action=e.action,
-                entity=e.entity,
-                entity_id=None if e.entity_id is None else str(e.entity_id),
-                changes=(changes := _jsonable(e.changes)),
-                ip=e.ip,
-            ),
-            e,
-            None if changes is None else json.dumps(changes, ensure_ascii=False),
-        )
-        for e in entries
+    rows = [_fields(e, ts) for e in entries]
+    params: dict[str, Any] = {"au_mid": [middle(**row) for row in rows]}
+    for key in ("ts", "actor_id", "actor_name", "action", "entity", "entity_id", "ip"):
+        params[f"au_{key}"] = [row[key] for row in rows]
+    params["au_changes"] = [
+        None if row["changes"] is None else json.dumps(row["changes"], ensure_ascii=False) for row in rows
     ]
-    params = {
-        "au_mid": [mid for mid, _, _ in rows],
-        "au_ts": [ts] * len(rows),
-        "au_actor_id": [e.actor_id for _, e, _ in rows],
-        "au_actor_name": [e.actor_name for _, e, _ in rows],
-        "au_action": [e.action for _, e, _ in rows],
-        "au_entity": [e.entity for _, e, _ in rows],
-        "au_entity_id": [None if e.entity_id is None else str(e.entity_id) for _, e, _ in rows],
-        "au_changes": [changes for _, _, changes in rows],
-        "au_ip": [e.ip for _, e, _ in rows],
-    }
     if not all(name.isidentifier() for name in after):
         raise ValueError(f"not names of a statement's parts: {after!r}")
     done = " + ".join(f"(SELECT count(*) FROM {name})" for name in after) or "0"  # noqa: S608

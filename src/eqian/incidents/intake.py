@@ -316,7 +316,6 @@ async def _insert(
             .values(status_code=201, response=bindparam("answer")),
             [{"key_id": claims[i], "answer": answer} for i, answer in rows.remembered],
         )
-    # Last, so the chain's lock is held only from here to the commit.
     await audit.record_many(session, rows.audit)
     return rows.answers
 

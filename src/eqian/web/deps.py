@@ -65,7 +65,7 @@ async def get_auth(
 def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header, as ``oauth2_scheme`` reads it."""
     scheme, _, param = request.headers.get("Authorization", "").partition(" ")
-    return param.strip() or None if scheme.lower() == "bearer" else None
+    return (param.strip() or None) if scheme.lower() == "bearer" else None
 
 
 async def authenticate(request: Request, token: str | None) -> auth.Resolved:
