@@ -154,23 +154,29 @@ async def _admin(pg: str, sql: str) -> None:
 
 async def setup(url: str) -> dict[str, Any]:
     from eqian.all_models import Base
-    from eqian.core.accounts import User
     from eqian.core.db import make_engine, make_sessionmaker
     from eqian.demo.generator import seed_demo
-    from eqian.organizations.models import Unit
 
     engine = make_engine(url)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    factory = make_sessionmaker(engine)
-    await seed_demo(factory, seed=365, password=PASSWORD, today=TODAY, domains=False)
-    async with factory() as session:
-        units = (await session.execute(select(Unit.id, Unit.name, Unit.station_id).order_by(Unit.id))).all()
-        officer_station = await session.scalar(
-            select(User.station_id).where(User.username == "station_officer")
-        )
+    await seed_demo(make_sessionmaker(engine), seed=365, password=PASSWORD, today=TODAY, domains=False)
     await engine.dispose()
-    return {"units": [(u, n, s) for u, n, s in units], "officer_station": officer_station}
+    return await registry(url)
+
+
+async def registry(url: str) -> dict[str, Any]:
+    """The seeded town's units (id, name, station) and the demo station officer's station."""
+    from eqian.core.accounts import User
+    from eqian.core.db import make_engine
+    from eqian.organizations.models import Unit
+
+    engine = make_engine(url)
+    async with engine.connect() as conn:
+        units = (await conn.execute(select(Unit.id, Unit.name, Unit.station_id).order_by(Unit.id))).all()
+        station = await conn.scalar(select(User.station_id).where(User.username == "station_officer"))
+    await engine.dispose()
+    return {"units": [(u, n, s) for u, n, s in units], "officer_station": station}
 
 
 def free_port() -> int:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.intake import PASSWORD, _admin, body_for, setup  # noqa: E402
+from bench.intake import PASSWORD, _admin, body_for, registry, setup  # noqa: E402
 
 DB_NAME = "eqian_bench_intake_cpu"
 CONCURRENCY = 16
@@ -174,7 +174,7 @@ async def main() -> None:
                 print(f"setting up {DB_NAME} (schema + demo town) …", flush=True)
                 info = await setup(url)
             else:
-                info = await _units(url)
+                info = await registry(url)
             from bench.intake import bench_app
 
             app = bench_app()
@@ -246,21 +246,6 @@ async def main() -> None:
             }
         )
     )
-
-
-async def _units(url: str) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from eqian.core.accounts import User
-    from eqian.core.db import make_engine
-    from eqian.organizations.models import Unit
-
-    engine = make_engine(url)
-    async with engine.connect() as conn:
-        units = (await conn.execute(select(Unit.id, Unit.name, Unit.station_id).order_by(Unit.id))).all()
-        station = await conn.scalar(select(User.station_id).where(User.username == "station_officer"))
-    await engine.dispose()
-    return {"units": [(u, n, s) for u, n, s in units], "officer_station": station}
 
 
 if __name__ == "__main__":
