@@ -32,7 +32,8 @@ about 12 s and 1.6 GB. Then, for the last month:
   ``paced_paused_s``: how much of it was pauses (the pacer pauses only while another client of the
   database is busy, so on an otherwise idle database it should be about 0).
 - ``score_s``: the Python scoring alone for every unit over every metric of the model (synthetic
-  values, all metrics non-zero: the worst case), with ranks.
+  values, all metrics non-zero: the worst case), with ranks: ``score_values`` as ``compute_month``
+  scores (figures; the reasons are written when a month is read).
 - ``cpu_loop_s``: a 10M-iteration Python loop, to read the figures against the machine's load.
 - baseline ``duckdb_s``: DuckDB (in-process, columnar) running the same aggregations (the same
   GROUP BYs, filters and month attribution as the facts modules) over the same rows, loaded from
@@ -92,7 +93,7 @@ from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Bureau, Station, Unit, UnitCategory
 from eqian.requests.schemas import SLA_DAYS
 from eqian.requests.service import DEFAULT_DEPARTMENTS
-from eqian.safety_index.compute import group_ranks, load_model, score_unit
+from eqian.safety_index.compute import group_ranks, load_model, score_values
 from eqian.safety_index.service import DEFAULT_PACE, compute_month, unit_metrics
 from eqian.workforce.service import registration_window_days
 
@@ -1223,8 +1224,8 @@ def scoring_only(n_units: int, n_stations: int) -> dict[str, float]:
     metrics = sorted(model.metrics)
     values = {u: {m: float(rng.randint(1, 5)) for m in metrics} for u in range(1, n_units + 1)}
     t = time.perf_counter()
-    scored = [score_unit(model, values[u], unit_id=u, month=LAST_MONTH) for u in values]
-    scores = [s.score for s in scored]
+    scored = [score_values(model, values[u]) for u in values]
+    scores = [s[0] for s in scored]
     group_ranks((unit_station(u, n_stations) for u in values), scores)
     group_ranks((u % 11 for u in values), scores)
     return {"score_s": round(time.perf_counter() - t, 3), "metrics": float(len(metrics))}

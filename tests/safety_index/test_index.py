@@ -95,20 +95,9 @@ async def test_compute_store_rank_and_scope(db: AsyncSession, client: httpx.Asyn
     # a1: found 2 (2 points) + 1 overdue open (4) = 6 off; a2: 3 + 2 = 5 off; b1: half its
     # instructions acknowledged on time = 5 off; a3, b2: nothing.
     assert {u: r.score for u, r in rows.items()} == {a1: 94.0, a2: 95.0, a3: 100.0, b1: 95.0, b2: 100.0}
-    assert rows[a1].deductions == [
-        {
-            "code": "hazards",
-            "name": "安全隐患",
-            "sign": "deduction",
-            "points": 6.0,
-            "reason": "本月新发现隐患 2 项，逾期未整改 1 项（逾期每项扣 4 分）",
-            "metrics": ["hazards.found", "hazards.overdue_open"],
-            "link": f"/hazards?unit_id={a1}&month=2026-02",
-        }
-    ]
-    assert rows[a1].advice
-    assert rows[a3].advice == []
-    assert rows[a3].deductions == []
+    # Stored as figures (code, points, the component's metric values), explained when read.
+    assert rows[a1].deductions == [["hazards", 6.0, [2.0, 1.0]]]
+    assert rows[a1].advice == rows[a3].advice == rows[a3].deductions == []
     # Ranks within station (A: a3 100, a2 95, a1 94) and category (garment: a1 94, b1 95).
     assert [(rows[u].rank_station, rows[u].station_units) for u in (a3, a2, a1)] == [(1, 3), (2, 3), (3, 3)]
     assert (rows[b1].rank_category, rows[a1].rank_category, rows[a1].category_units) == (1, 2, 2)
@@ -146,7 +135,18 @@ async def test_compute_store_rank_and_scope(db: AsyncSession, client: httpx.Asyn
     r = await client.get(API, headers=headers["unit_security"])  # default: the latest month
     (own,) = r.json()["items"]
     assert (own["unit_id"], own["score"], own["grade_label"], own["month"]) == (a1, 94.0, "优", "2026-02")
-    assert own["deductions"][0]["link"].startswith("/hazards?")
+    assert own["deductions"] == [
+        {
+            "code": "hazards",
+            "name": "安全隐患",
+            "sign": "deduction",
+            "points": 6.0,
+            "reason": "本月新发现隐患 2 项，逾期未整改 1 项（逾期每项扣 4 分）",
+            "metrics": ["hazards.found", "hazards.overdue_open"],
+            "link": f"/hazards?unit_id={a1}&month=2026-02",
+        }
+    ]
+    assert own["advice"] == [load_model().by_code["hazards"].advice]
     r = await client.get(
         API, params={"category": "garment", "month": "2026-02"}, headers=headers["bureau_admin"]
     )
@@ -309,13 +309,13 @@ async def test_scoring_lets_the_event_loop_serve_others(
             await asyncio.sleep(0)
 
     seen: list[int] = []  # the other task's turns when each unit is scored
-    real_score = service.score_unit
+    real_score = service.score_values
 
     def score_and_look(*args: Any, **kwargs: Any) -> Any:
         seen.append(turns)
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(service, "score_unit", score_and_look)
+    monkeypatch.setattr(service, "score_values", score_and_look)
     other = asyncio.create_task(another_request())
     result = await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,))
     done.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal, cast
 
@@ -196,14 +197,21 @@ async def bulk_insert(
             await session.execute(table.insert(), rows[n : n + chunk])
         return
     columns = list(rows[0])
-    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    processors = [
+        (i, p)
+        for i, c in enumerate(columns)
+        if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    ]
+    values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     try:
-        records = [
-            tuple(
-                v if p is None else p(v) for v, p in zip((row[c] for c in columns), processors, strict=True)
-            )
-            for row in rows
-        ]
+        # Most columns bind as they are (asyncpg encodes them): only the others are touched.
+        records = [values(row) for row in rows]
+        if processors:
+            for n, record in enumerate(records):
+                record = list(record)
+                for i, p in processors:
+                    record[i] = p(record[i])
+                records[n] = tuple(record)
     except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a value its type refuses
         raise StatementError(str(exc), f"COPY {table.name}", None, exc) from exc
     connection = await session.connection()

@@ -1,17 +1,23 @@
 """The index model (``config.toml``) and the pure scoring of one unit-month.
 
-Nothing here touches the database: ``score_unit`` takes the unit's metric values for the month
-(summed ``eqian.core.facts`` facts) and returns the score with every deduction and bonus explained.
-A metric that no domain provides is 0, so it contributes nothing.
+Nothing here touches the database. ``score_values`` takes the unit's metric values for the month
+(summed ``eqian.core.facts`` facts) and returns the score, grade and each deduction or bonus as
+figures (``Scored``: code, points, the component's metric values); ``explain`` turns those into
+the Chinese reasons, links and advice with the texts of the model version they were scored with.
+A month is stored as figures and explained when read: a city's month is 20,000 units, and its
+reasons written out took most of the scoring time and nine tenths of what was stored.
+``score_unit`` does both for one unit. A metric that no domain provides is 0, so it contributes
+nothing.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+import json
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -69,6 +75,10 @@ class IndexModel:
     @property
     def metrics(self) -> frozenset[str]:
         return frozenset(m for c in self.components for m in c.metrics)
+
+    @functools.cached_property
+    def by_code(self) -> dict[str, Component]:
+        return {c.code: c for c in self.components}
 
 
 class Item(NamedTuple):
@@ -152,6 +162,20 @@ def parse_model(raw: Mapping[str, Any], source: str = "config") -> IndexModel:
     return IndexModel(version=version, thresholds=thresholds, components=tuple(components))
 
 
+def as_config(model: IndexModel) -> dict[str, Any]:
+    """The model as ``parse_model`` reads it, in JSON's types: what is stored for its version."""
+    config: dict[str, Any] = json.loads(
+        json.dumps(
+            {
+                "version": model.version,
+                "grades": dict(model.thresholds),
+                "component": [asdict(c) for c in model.components],
+            }
+        )
+    )
+    return config
+
+
 @functools.cache
 def load_model(path: Path = CONFIG_PATH) -> IndexModel:
     return parse_model(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
@@ -205,18 +229,17 @@ class _Blank(dict[str, str]):
         return ""
 
 
-_CLEAN: dict[str, UnitScore] = {}
+# One deduction or bonus as stored: the component's code, its points (> 0) and the values of its
+# metrics (``Component.metrics``, in order), from which its reason is written when it is read.
+Scored = tuple[str, float, tuple[float, ...]]
 
 
-def score_unit(model: IndexModel, values: Mapping[str, float], *, unit_id: int, month: str) -> UnitScore:
-    if not values:  # most units in most months: nothing happened, nothing to explain
-        clean = _CLEAN.get(model.version)
-        if clean is None:
-            clean = _CLEAN[model.version] = UnitScore(score=100.0, grade=grade_for(100.0, model))
-        return clean
-    items: list[Item] = []
+def score_values(model: IndexModel, values: Mapping[str, float]) -> tuple[float, str, list[Scored]]:
+    """The unit-month's score, grade and scored components, in the model's order."""
+    if not values:  # most units in most months: nothing happened
+        return 100.0, grade_for(100.0, model), []
+    items: list[Scored] = []
     total = 100.0
-    worst: list[tuple[float, str, str]] = []
     for comp in model.components:
         raw = _raw_points(comp, values)
         if raw <= 0:
@@ -224,27 +247,46 @@ def score_unit(model: IndexModel, values: Mapping[str, float], *, unit_id: int, 
         points = round(min(comp.max, raw), 2)
         if points <= 0:
             continue
-        if comp.sign == "bonus":
-            total += points
-        else:
-            total -= points
-            if comp.advice:
-                worst.append((-points, comp.code, comp.advice))
+        total += points if comp.sign == "bonus" else -points
+        items.append((comp.code, points, tuple(values.get(m, 0.0) for m in comp.metrics)))
+    score = round(max(0.0, min(100.0, total)), 1)
+    return score, grade_for(score, model), items
+
+
+def explain(
+    model: IndexModel, scored: Iterable[Sequence[Any]], *, unit_id: int, month: str
+) -> tuple[tuple[Item, ...], tuple[str, ...]]:
+    """The reasons and links of stored scored components, and the advice of the three largest
+    deductions, in ``model``'s words (the version the month was scored with)."""
+    items: list[Item] = []
+    worst: list[tuple[float, str, str]] = []
+    for code, points, figures in scored:
+        comp = model.by_code.get(code)
+        if comp is None:  # not in that version: say what is known rather than fail the page
+            items.append(Item(code, code, "deduction", points, "", (), ""))
+            continue
+        if comp.sign == "deduction" and comp.advice:
+            worst.append((-points, comp.code, comp.advice))
+        placeholders = _placeholders(comp, dict(zip(comp.metrics, figures, strict=False)))
         items.append(
             Item(
                 code=comp.code,
                 name=comp.name,
                 sign=comp.sign,
                 points=points,
-                reason=comp.reason.format_map(_Blank(_placeholders(comp, values))),
+                reason=comp.reason.format_map(_Blank(placeholders)),
                 metrics=comp.metrics,
                 link=comp.link.format(unit_id=unit_id, month=month),
             )
         )
-    score = round(max(0.0, min(100.0, total)), 1)
     worst.sort()
-    advice = tuple(a for _, _, a in worst[:3])
-    return UnitScore(score=score, grade=grade_for(score, model), items=tuple(items), advice=advice)
+    return tuple(items), tuple(a for _, _, a in worst[:3])
+
+
+def score_unit(model: IndexModel, values: Mapping[str, float], *, unit_id: int, month: str) -> UnitScore:
+    score, grade, scored = score_values(model, values)
+    items, advice = explain(model, scored, unit_id=unit_id, month=month)
+    return UnitScore(score=score, grade=grade, items=items, advice=advice)
 
 
 def competition_ranks(scores: Sequence[float]) -> list[int]:

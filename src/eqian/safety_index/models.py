@@ -1,8 +1,12 @@
 """Tables of safety_index: one score row per unit and month, and one run row per month.
 
 A month's rows are always written together by one computation, with the model version they were
-computed with (``config_version``); ``deductions`` holds every deduction and bonus with its
-reason, metrics and link, ``advice`` the advice derived from the largest deductions.
+computed with (``config_version``). ``deductions`` holds every deduction and bonus as figures,
+``[code, points, [values of its metrics]]``, explained when read with the texts of that version,
+which ``safety_index_models`` keeps as first used: a past month reads the same after the model
+file has moved on. Rows written before migration 0008 hold their explanations written out (each
+item an object with its reason, metrics and link) and their advice in ``advice``; since then
+``advice`` is empty, the advice being derived from the deductions when read.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class SafetyIndexScore(Base):
     rank_category: Mapped[int] = mapped_column(Integer)
     category_units: Mapped[int] = mapped_column(Integer)
     change: Mapped[float | None] = mapped_column(Float)  # score − last month's score; None if new
-    deductions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    deductions: Mapped[list[Any]] = mapped_column(JSON)  # figures; written-out dicts before 0008
     advice: Mapped[list[str]] = mapped_column(JSON)
     config_version: Mapped[str] = mapped_column(String(32))
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -51,3 +55,13 @@ class SafetyIndexRun(Base):
     units: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float] = mapped_column(Float)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SafetyIndexModel(Base):
+    """Each model version as it was first used to compute a month (``IndexModel.source``)."""
+
+    __tablename__ = "safety_index_models"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

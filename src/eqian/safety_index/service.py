@@ -34,12 +34,15 @@ from eqian.safety_index.compute import (
     GRADE_LABELS,
     GRADES,
     IndexModel,
-    UnitScore,
+    Scored,
+    as_config,
+    explain,
     group_ranks,
     load_model,
-    score_unit,
+    parse_model,
+    score_values,
 )
-from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
+from eqian.safety_index.models import SafetyIndexModel, SafetyIndexRun, SafetyIndexScore
 
 COMPUTED_TOPIC = "safety_index.computed"
 COMPUTE_ROLES = frozenset({Role.BUREAU_ADMIN})
@@ -149,6 +152,7 @@ async def _compute_month(
             code="version_mismatch",
             details=[{"field": "replace", "code": "version_mismatch", "message": run.config_version}],
         )
+    await _keep_model(session, model)
     units = list(
         await session.execute(
             select(Unit.id, Unit.station_id, Unit.category_code)
@@ -175,21 +179,19 @@ async def _compute_month(
     )
     last: dict[int, float] = {row[0]: row[1] for row in previous}
     empty: dict[str, float] = {}
-    scored: list[UnitScore] = []
+    scored: list[tuple[float, str, list[Scored]]] = []
     for n in range(0, len(units), SCORE_SLICE):
-        scored.extend(
-            score_unit(model, values.get(uid, empty), unit_id=uid, month=month)
-            for uid, _, _ in units[n : n + SCORE_SLICE]
-        )
+        scored.extend(score_values(model, values.get(uid, empty)) for uid, _, _ in units[n : n + SCORE_SLICE])
         await pacer.step()
     if progress:
         progress("score", len(units), len(units))
-    scores = [s.score for s in scored]
+    scores = [s[0] for s in scored]
     rank_st, size_st = group_ranks((st for _, st, _ in units), scores)
     rank_cat, size_cat = group_ranks((cat for _, _, cat in units), scores)
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    for i, ((uid, st, cat), s) in enumerate(zip(units, scored, strict=True)):
+    no_advice: list[str] = []  # derived from the deductions when read (models.py)
+    for i, ((uid, st, cat), (score, grade, items)) in enumerate(zip(units, scored, strict=True)):
         if i % (5 * SCORE_SLICE) == 0:
             await pacer.step()
         prev = last.get(uid)
@@ -199,15 +201,15 @@ async def _compute_month(
                 "unit_id": uid,
                 "station_id": st,
                 "category_code": cat,
-                "score": s.score,
-                "grade": s.grade,
+                "score": score,
+                "grade": grade,
                 "rank_station": rank_st[i],
                 "station_units": size_st[i],
                 "rank_category": rank_cat[i],
                 "category_units": size_cat[i],
-                "change": None if prev is None else round(s.score - prev, 1),
-                "deductions": [item.as_json() for item in s.items],
-                "advice": list(s.advice),
+                "change": None if prev is None else round(score - prev, 1),
+                "deductions": items,
+                "advice": no_advice,
                 "config_version": model.version,
                 "computed_at": now,
             }
@@ -259,6 +261,21 @@ async def _compute_month(
     return ComputeResult(month, len(rows), model.version, previous_version, seconds, round(pacer.paused, 3))
 
 
+async def _keep_model(session: AsyncSession, model: IndexModel) -> None:
+    """Store the model's version as first used, and refuse a model changed under the same version:
+    its months would be explained with texts that did not score them."""
+    config = as_config(model)
+    stored = await session.get(SafetyIndexModel, model.version)
+    if stored is None:
+        session.add(SafetyIndexModel(version=model.version, config=config))
+    elif stored.config != config:
+        raise Conflict(
+            f"平安指数模型 {model.version} 的内容与首次使用时不同；修改模型须同时提升 version",
+            code="model_changed",
+            details=[{"field": "version", "code": "model_changed", "message": model.version}],
+        )
+
+
 # --- reads -------------------------------------------------------------------------------------
 
 
@@ -274,7 +291,37 @@ class ScoreFilters:
     offset: int = 0
 
 
-def _score_out(row: SafetyIndexScore, unit_name: str, station_name: str) -> schemas.ScoreOut:
+def _written_out(row: SafetyIndexScore) -> bool:
+    """A row computed before migration 0008: its explanations are stored as they were written."""
+    return bool(row.deductions) and isinstance(row.deductions[0], dict)
+
+
+async def _models(session: AsyncSession, rows: Iterable[SafetyIndexScore]) -> dict[str, IndexModel]:
+    """The model versions that explain these rows."""
+    versions = {r.config_version for r in rows if r.deductions and not _written_out(r)}
+    if not versions:
+        return {}
+    stored = await session.scalars(select(SafetyIndexModel).where(SafetyIndexModel.version.in_(versions)))
+    return {m.version: parse_model(m.config, f"safety_index_models {m.version}") for m in stored}
+
+
+def _score_out(
+    row: SafetyIndexScore, unit_name: str, station_name: str, models: dict[str, IndexModel]
+) -> schemas.ScoreOut:
+    if _written_out(row):
+        deductions = [schemas.DeductionOut.model_validate(d) for d in row.deductions]
+        advice = list(row.advice)
+    else:
+        # The version is stored with its first month; the current file is only a fallback for a
+        # version that is not (nothing writes such a row).
+        items, tips = explain(
+            models.get(row.config_version) or load_model(),
+            row.deductions,
+            unit_id=row.unit_id,
+            month=row.month,
+        )
+        deductions = [schemas.DeductionOut.model_validate(i.as_json()) for i in items]
+        advice = list(tips)
     return schemas.ScoreOut(
         month=row.month,
         unit_id=row.unit_id,
@@ -290,8 +337,8 @@ def _score_out(row: SafetyIndexScore, unit_name: str, station_name: str) -> sche
         rank_category=row.rank_category,
         category_units=row.category_units,
         change=row.change,
-        deductions=[schemas.DeductionOut.model_validate(d) for d in row.deductions],
-        advice=list(row.advice),
+        deductions=deductions,
+        advice=advice,
         config_version=row.config_version,
     )
 
@@ -331,10 +378,11 @@ async def list_scores(
         .where(*where)
     )
     order = SafetyIndexScore.score.asc() if f.order == "asc" else SafetyIndexScore.score.desc()
-    rows = await session.execute(
-        base.order_by(order, SafetyIndexScore.unit_id).limit(f.limit).offset(f.offset)
+    rows = list(
+        await session.execute(base.order_by(order, SafetyIndexScore.unit_id).limit(f.limit).offset(f.offset))
     )
-    return [_score_out(r, un, sn) for r, un, sn in rows], int(total or 0), month
+    models = await _models(session, (r for r, _, _ in rows))
+    return [_score_out(r, un, sn, models) for r, un, sn in rows], int(total or 0), month
 
 
 async def unit_history(session: AsyncSession, actor: Principal, unit_id: int) -> schemas.UnitHistory:
@@ -342,13 +390,16 @@ async def unit_history(session: AsyncSession, actor: Principal, unit_id: int) ->
     unit = await session.scalar(select(Unit).where(Unit.id == unit_id, affairs_clause(actor.scope)))
     if unit is None:
         raise NotFound("单位不存在")
-    rows = await session.execute(
-        select(SafetyIndexScore, Station.name)
-        .join(Station, Station.id == SafetyIndexScore.station_id)
-        .where(SafetyIndexScore.unit_id == unit_id)
-        .order_by(SafetyIndexScore.month)
+    rows = list(
+        await session.execute(
+            select(SafetyIndexScore, Station.name)
+            .join(Station, Station.id == SafetyIndexScore.station_id)
+            .where(SafetyIndexScore.unit_id == unit_id)
+            .order_by(SafetyIndexScore.month)
+        )
     )
-    items = [_score_out(r, unit.name, sn) for r, sn in rows]
+    models = await _models(session, (r for r, _ in rows))
+    items = [_score_out(r, unit.name, sn, models) for r, sn in rows]
     return schemas.UnitHistory(unit_id=unit.id, unit_name=unit.name, items=items, total=len(items))
 
 
