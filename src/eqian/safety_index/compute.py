@@ -16,7 +16,7 @@ import bisect
 import functools
 import json
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -79,6 +79,13 @@ class IndexModel:
     @functools.cached_property
     def by_code(self) -> dict[str, Component]:
         return {c.code: c for c in self.components}
+
+    @functools.cached_property
+    def rules(
+        self,
+    ) -> tuple[tuple[str, Callable[[Mapping[str, float]], float], float, bool, tuple[str, ...]], ...]:
+        """Per component, in order: code, rule (``_rule``), cap, whether a bonus, metrics."""
+        return tuple((c.code, _rule(c), c.max, c.sign == "bonus", c.metrics) for c in self.components)
 
 
 class Item(NamedTuple):
@@ -193,20 +200,43 @@ def fmt(x: float) -> str:
     return str(round(x)) if abs(x - round(x)) < 1e-9 else f"{x:.1f}"
 
 
-def _raw_points(comp: Component, v: Mapping[str, float]) -> float:
-    """The component's points before the cap (0 when it does not apply)."""
+def _rule(comp: Component) -> Callable[[Mapping[str, float]], float]:
+    """The component's points before the cap (0 when it does not apply), as a function of the
+    unit's values: built once per model, since a city's month applies each rule 20,000 times."""
     if comp.kind == "count":
-        return sum(v.get(t.metric, 0.0) * t.points / t.per for t in comp.terms)
+        terms = tuple((t.metric, t.points, t.per) for t in comp.terms)
+
+        def count(v: Mapping[str, float]) -> float:
+            total = 0.0
+            for metric, points, per in terms:
+                x = v.get(metric)
+                if x:
+                    total += x * points / per
+            return total
+
+        return count
     if comp.kind == "shortfall":
-        base = v.get(comp.denominator, 0.0) - (v.get(comp.exclude, 0.0) if comp.exclude else 0.0)
-        if base < comp.min_base or base <= 0:
+        num, den, exclude = comp.numerator, comp.denominator, comp.exclude
+        floor, top, target = comp.min_base, comp.max, comp.target
+
+        def shortfall(v: Mapping[str, float]) -> float:
+            base = v.get(den, 0.0) - (v.get(exclude, 0.0) if exclude else 0.0)
+            if base < floor or base <= 0:
+                return 0.0
+            rate = min(1.0, v.get(num, 0.0) / base)
+            return top * max(0.0, target - rate) / target
+
+        return shortfall
+    sum_of, count_of, floor = comp.sum, comp.count, comp.min_base
+    threshold, points, per = comp.threshold, comp.points, comp.per
+
+    def average(v: Mapping[str, float]) -> float:
+        count = v.get(count_of, 0.0)
+        if count < floor or count <= 0:
             return 0.0
-        rate = min(1.0, v.get(comp.numerator, 0.0) / base)
-        return comp.max * max(0.0, comp.target - rate) / comp.target
-    count = v.get(comp.count, 0.0)
-    if count < comp.min_base or count <= 0:
-        return 0.0
-    return max(0.0, v.get(comp.sum, 0.0) / count - comp.threshold) * comp.points / comp.per
+        return max(0.0, v.get(sum_of, 0.0) / count - threshold) * points / per
+
+    return average
 
 
 def _placeholders(comp: Component, v: Mapping[str, float]) -> dict[str, str]:
@@ -231,7 +261,7 @@ class _Blank(dict[str, str]):
 
 # One deduction or bonus as stored: the component's code, its points (> 0) and the values of its
 # metrics (``Component.metrics``, in order), from which its reason is written when it is read.
-Scored = tuple[str, float, tuple[float, ...]]
+Scored = tuple[str, float, list[float]]
 
 
 def score_values(model: IndexModel, values: Mapping[str, float]) -> tuple[float, str, list[Scored]]:
@@ -240,15 +270,16 @@ def score_values(model: IndexModel, values: Mapping[str, float]) -> tuple[float,
         return 100.0, grade_for(100.0, model), []
     items: list[Scored] = []
     total = 100.0
-    for comp in model.components:
-        raw = _raw_points(comp, values)
+    get = values.get
+    for code, rule, cap, bonus, metrics in model.rules:
+        raw = rule(values)
         if raw <= 0:
             continue
-        points = round(min(comp.max, raw), 2)
+        points = round(min(cap, raw), 2)
         if points <= 0:
             continue
-        total += points if comp.sign == "bonus" else -points
-        items.append((comp.code, points, tuple(values.get(m, 0.0) for m in comp.metrics)))
+        total += points if bonus else -points
+        items.append((code, points, [get(m, 0.0) for m in metrics]))
     score = round(max(0.0, min(100.0, total)), 1)
     return score, grade_for(score, model), items
 
