@@ -12,12 +12,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.activities.models import Activity, ActivityInvitation
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, fetch
 from eqian.organizations.models import Unit
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
-    rows = await session.execute(
+    rows = await fetch(
+        session,
         select(
             Unit.station_id,
             ActivityInvitation.unit_id,
@@ -27,7 +28,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .join(Activity, Activity.id == ActivityInvitation.activity_id)
         .join(Unit, Unit.id == ActivityInvitation.unit_id)
         .where(Activity.starts_at >= start, Activity.starts_at < end, Activity.status != "cancelled")
-        .group_by(Unit.station_id, ActivityInvitation.unit_id)
+        .group_by(Unit.station_id, ActivityInvitation.unit_id),
     )
     facts: list[Fact] = []
     for s, u, invited, attended in rows:

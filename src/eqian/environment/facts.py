@@ -11,16 +11,17 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, fetch
 from eqian.environment.models import EnvAlert
 from eqian.organizations.models import Unit
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
-    rows = await session.execute(
+    rows = await fetch(
+        session,
         select(Unit.station_id, EnvAlert.unit_id, func.count())
         .outerjoin(Unit, Unit.id == EnvAlert.unit_id)
         .where(EnvAlert.created_at >= start, EnvAlert.created_at < end)
-        .group_by(Unit.station_id, EnvAlert.unit_id)
+        .group_by(Unit.station_id, EnvAlert.unit_id),
     )
     return [Fact(s, u, "environment.alerts", float(n)) for s, u, n in rows]

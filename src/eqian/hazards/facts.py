@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, fetch
 from eqian.hazards.models import Hazard, Inspection
 from eqian.organizations.models import Unit
 
@@ -29,14 +29,16 @@ def _days(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
     facts: list[Fact] = []
-    found = await session.execute(
+    found = await fetch(
+        session,
         select(Unit.station_id, Hazard.unit_id, func.count())
         .join(Unit, Unit.id == Hazard.unit_id)
         .where(Hazard.found_at >= start, Hazard.found_at < end)
-        .group_by(Unit.station_id, Hazard.unit_id)
+        .group_by(Unit.station_id, Hazard.unit_id),
     )
     facts += [Fact(s, u, "hazards.found", float(n)) for s, u, n in found]
-    rectified = await session.execute(
+    rectified = await fetch(
+        session,
         select(
             Unit.station_id,
             Hazard.unit_id,
@@ -45,7 +47,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         )
         .join(Unit, Unit.id == Hazard.unit_id)
         .where(Hazard.verified_at >= start, Hazard.verified_at < end)
-        .group_by(Unit.station_id, Hazard.unit_id)
+        .group_by(Unit.station_id, Hazard.unit_id),
     )
     for s, u, n, days in rectified:
         facts.append(Fact(s, u, "hazards.rectified", float(n)))
@@ -59,13 +61,15 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         select(Hazard.unit_id).where(Hazard.verified_at.is_(None), due),
         select(Hazard.unit_id).where(Hazard.verified_at >= end, due),
     ).subquery()
-    overdue = await session.execute(
+    overdue = await fetch(
+        session,
         select(Unit.station_id, late.c.unit_id, func.count())
         .join(Unit, Unit.id == late.c.unit_id)
-        .group_by(Unit.station_id, late.c.unit_id)
+        .group_by(Unit.station_id, late.c.unit_id),
     )
     facts += [Fact(s, u, "hazards.overdue_open", float(n)) for s, u, n in overdue]
-    selfs = await session.execute(
+    selfs = await fetch(
+        session,
         select(Unit.station_id, Inspection.unit_id, func.count())
         .join(Unit, Unit.id == Inspection.unit_id)
         .where(
@@ -75,7 +79,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
                 Inspection.inspected_at < end,
             )
         )
-        .group_by(Unit.station_id, Inspection.unit_id)
+        .group_by(Unit.station_id, Inspection.unit_id),
     )
     facts += [Fact(s, u, "hazards.self_inspections", float(n)) for s, u, n in selfs]
     return facts

@@ -22,7 +22,7 @@ from collections import defaultdict
 from sqlalchemy import ColumnElement, Integer, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, judged_at
+from eqian.core.facts import Fact, fetch, judged_at
 from eqian.incidents.models import Incident
 
 
@@ -71,7 +71,7 @@ async def monthly_facts(
         late,
         loss,
         recovered,
-    ) in await session.execute(query):
+    ) in await fetch(session, query):
         acc = sums[(station_id, unit_id)]
         acc["incidents.total"] += total
         acc["incidents.police"] += police or 0

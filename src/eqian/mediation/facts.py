@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, fetch
 from eqian.mediation.models import MediationCase, MediationTeam
 
 
@@ -22,7 +22,8 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
     # The unit's own advisers: a team that belongs to the unit whose case it is.
     in_unit = MediationTeam.unit_id == MediationCase.unit_id
     facts: list[Fact] = []
-    opened = await session.execute(
+    opened = await fetch(
+        session,
         select(
             MediationCase.station_id,
             MediationCase.unit_id,
@@ -31,7 +32,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         )
         .outerjoin(MediationTeam, MediationTeam.id == MediationCase.team_id)
         .where(MediationCase.opened_at >= start, MediationCase.opened_at < end)
-        .group_by(MediationCase.station_id, MediationCase.unit_id)
+        .group_by(MediationCase.station_id, MediationCase.unit_id),
     )
     for station_id, unit_id, n, n_unit in opened:
         facts.append(Fact(station_id, unit_id, "mediation.cases", float(n)))
@@ -41,7 +42,8 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
     def count_if(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))
 
-    closed = await session.execute(
+    closed = await fetch(
+        session,
         select(
             MediationCase.station_id,
             MediationCase.unit_id,
@@ -57,7 +59,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
             MediationCase.closed_at >= start,
             MediationCase.closed_at < end,
         )
-        .group_by(MediationCase.station_id, MediationCase.unit_id)
+        .group_by(MediationCase.station_id, MediationCase.unit_id),
     )
     for station_id, unit_id, ok, failed, referred, fen, unit_ok in closed:
         for metric, value in (

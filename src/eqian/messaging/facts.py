@@ -16,7 +16,7 @@ import datetime as dt
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, judged_at
+from eqian.core.facts import Fact, fetch, judged_at
 from eqian.messaging.models import Instruction, Receipt
 
 
@@ -26,7 +26,8 @@ async def monthly_facts(
     judged = judged_at(end, now)
     acked = and_(Receipt.acknowledged_at.is_not(None), Receipt.acknowledged_at < judged)
     on_time = and_(acked, Receipt.acknowledged_at <= Receipt.deadline)
-    rows = await session.execute(
+    rows = await fetch(
+        session,
         select(
             Receipt.station_id,
             Receipt.unit_id,
@@ -41,7 +42,7 @@ async def monthly_facts(
                 select(Instruction.id).where(Instruction.deadline >= start, Instruction.deadline < judged)
             )
         )
-        .group_by(Receipt.station_id, Receipt.unit_id)
+        .group_by(Receipt.station_id, Receipt.unit_id),
     )
     facts: list[Fact] = []
     for station_id, unit_id, total, n_acked, n_on_time, latency in rows:

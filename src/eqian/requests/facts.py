@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, fetch
 from eqian.requests.models import EnterpriseRequest as R
 from eqian.requests.service import days_between
 
@@ -18,21 +18,23 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
     dialect = session.get_bind().dialect.name
     facts: list[Fact] = []
     by = (R.station_id, R.unit_id)
-    for s, u, n in await session.execute(
-        select(*by, func.count()).where(R.submitted_at >= start, R.submitted_at < end).group_by(*by)
+    for s, u, n in await fetch(
+        session, select(*by, func.count()).where(R.submitted_at >= start, R.submitted_at < end).group_by(*by)
     ):
         facts.append(Fact(s, u, "requests.submitted", float(n)))
-    for s, u, n, days in await session.execute(
+    for s, u, n, days in await fetch(
+        session,
         select(*by, func.count(), func.sum(days_between(R.submitted_at, R.resolved_at, dialect)))
         .where(R.resolved_at.is_not(None), R.resolved_at >= start, R.resolved_at < end)
-        .group_by(*by)
+        .group_by(*by),
     ):
         facts.append(Fact(s, u, "requests.resolved", float(n)))
         facts.append(Fact(s, u, "requests.resolve_days_sum", round(float(days or 0), 4)))
-    for s, u, n, stars in await session.execute(
+    for s, u, n, stars in await fetch(
+        session,
         select(*by, func.count(), func.sum(R.rating))
         .where(R.rating.is_not(None), R.rated_at >= start, R.rated_at < end)
-        .group_by(*by)
+        .group_by(*by),
     ):
         facts.append(Fact(s, u, "requests.rated", float(n)))
         facts.append(Fact(s, u, "requests.rating_sum", float(stars or 0)))

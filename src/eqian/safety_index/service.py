@@ -81,14 +81,15 @@ async def _unit_metrics(
     start, end = month_bounds(month)
     sources = load_sources(names)
     values: dict[int, dict[str, float]] = defaultdict(dict)
+    step = 50 * SCORE_SLICE
     for n, source in enumerate(sources):
-        for i, fact in enumerate(await source(session, start, end)):
-            if fact.unit_id is None:
-                continue
-            d = values[fact.unit_id]
-            d[fact.metric] = d.get(fact.metric, 0.0) + float(fact.value)
-            if i % (50 * SCORE_SLICE) == 0:
-                await pacer.step()
+        facts = await source(session, start, end)
+        for lo in range(0, len(facts), step):
+            for _, unit_id, metric, value in facts[lo : lo + step]:
+                if unit_id is not None:
+                    d = values[unit_id]
+                    d[metric] = d.get(metric, 0.0) + float(value)
+            await pacer.step()
         if progress:
             progress("facts", n + 1, len(sources))
         await pacer.step()

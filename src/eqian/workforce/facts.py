@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, fetch
 from eqian.organizations.models import Unit
 from eqian.workforce.models import Employment, Residence
 from eqian.workforce.service import registration_window_days
@@ -37,7 +37,8 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
     today = dt.datetime.now(LOCAL_TZ).date()
     registered = Residence.registered_on.is_not(None)
     on_time = and_(registered, _days_between(session, Employment.hired_on, Residence.registered_on) <= window)
-    rows = await session.execute(
+    rows = await fetch(
+        session,
         select(
             Unit.station_id,
             Employment.unit_id,
@@ -54,7 +55,7 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .join(Unit, Unit.id == Employment.unit_id)
         .outerjoin(Residence, Residence.person_id == Employment.person_id)
         .where(Employment.hired_on >= first, Employment.hired_on < after)
-        .group_by(Unit.station_id, Employment.unit_id)
+        .group_by(Unit.station_id, Employment.unit_id),
     )
     facts: list[Fact] = []
     for s, u, hired, ok, reg, pending in rows:
