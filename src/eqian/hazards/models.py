@@ -68,6 +68,12 @@ class Hazard(Base):
             postgresql_where=text("verified_at IS NULL"),
             sqlite_where=text("verified_at IS NULL"),
         ),
+        # By finding and by verification, with what the monthly facts count (found; rectified and
+        # how long it took; verified after the month although overdue at its end), so a month's
+        # hazards are read from the index alone (migration 0010: a city's 50,000 a month, the
+        # hazards' facts 0.27 -> 0.19 s).
+        Index("ix_hz_hazards_found_at", "found_at", "unit_id"),
+        Index("ix_hz_hazards_verified_at", "verified_at", "unit_id", "found_at", "deadline"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -77,9 +83,9 @@ class Hazard(Base):
     description: Mapped[str] = mapped_column(String(500))
     severity: Mapped[str] = mapped_column(String(16))  # low | medium | high | critical
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | fix_submitted | verified
-    found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     overdue_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -8,6 +8,7 @@ another model version is only recomputed with ``replace=True``: a past month nev
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, delete, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from eqian.core import audit, gcpolicy, outbox
 from eqian.core.accounts import Role
@@ -55,6 +56,12 @@ DEFAULT_PACE = BATCH_PACE  # the monthly job's and `eqian index compute`'s (core
 SCORES = cast(Table, SafetyIndexScore.__table__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# A month's facts are a narrow slice of two years of history, read by index from pages that are
+# hot: with the default cost of a random page (4, a spinning disk's) the planner read all 1.9
+# million receipts of a city and hashed every residence record to find one month's
+# (bench/index.py: receipts 185 → 63 ms, hires 150 → 61 ms). 1.1 is the usual setting for SSDs;
+# LOCAL keeps it to the reading transaction (PostgreSQL only).
+_HOT_PAGES = text("SET LOCAL random_page_cost = 1.1")
 
 
 # --- months ------------------------------------------------------------------------------------
@@ -80,19 +87,39 @@ async def _unit_metrics(
 ) -> dict[int, dict[str, float]]:
     start, end = month_bounds(month)
     sources = load_sources(names)
+    pending = list(sources)
     values: dict[int, dict[str, float]] = defaultdict(dict)
     step = 50 * SCORE_SLICE
-    for n, source in enumerate(sources):
-        facts = await source(session, start, end)
-        for lo in range(0, len(facts), step):
-            for _, unit_id, metric, value in facts[lo : lo + step]:
-                if unit_id is not None:
-                    d = values[unit_id]
-                    d[metric] = d.get(metric, 0.0) + float(value)
+    done = 0
+
+    async def lane(reader: AsyncSession) -> None:
+        nonlocal done
+        if reader.get_bind().dialect.name == "postgresql":
+            await reader.execute(_HOT_PAGES)
+        while pending:
+            facts = await pending.pop(0)(reader, start, end)
+            # Summed between two awaits: the other lane never sees a half-added slice.
+            for lo in range(0, len(facts), step):
+                for _, unit_id, metric, value in facts[lo : lo + step]:
+                    if unit_id is not None:
+                        d = values[unit_id]
+                        d[metric] = d.get(metric, 0.0) + float(value)
+                await pacer.step()
+            done += 1
+            if progress:
+                progress("facts", done, len(sources))
             await pacer.step()
-        if progress:
-            progress("facts", n + 1, len(sources))
-        await pacer.step()
+
+    bind = session.bind  # an engine: a session bound to one connection has no second lane
+    if pacer.ratio > 0 or not (isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"):
+        await lane(session)
+        return values
+    # Unpaced on PostgreSQL, two domains are read at once: while one query runs in the database
+    # the facts of the last are summed here, so the pass takes about the longer of the two halves,
+    # not their sum (bench/index.py). Each lane's statements see what was committed when each
+    # began, as one lane's did before (READ COMMITTED); a paced job keeps to one connection.
+    async with AsyncSession(bind) as other:
+        await asyncio.gather(lane(session), lane(other))
     return values
 
 
@@ -165,13 +192,6 @@ async def _compute_month(
     # pausing inside it would hold up every other writer, so there the job only yields.
     on_pg = session.get_bind().dialect.name == "postgresql"
     pacer = Pacer(pace, busy=database_busy(session)) if on_pg else Pacer()
-    if on_pg:
-        # The month's facts are a narrow slice of two years of history, read by index from pages
-        # that are hot: with the default cost of a random page (4, a spinning disk's) the planner
-        # read all 1.9 million receipts of a city and hashed every residence record to find one
-        # month's (bench/index.py: receipts 185 → 63 ms, hires 150 → 61 ms). 1.1 is the usual
-        # setting for SSDs; LOCAL keeps it to this transaction.
-        await session.execute(text("SET LOCAL random_page_cost = 1.1"))
     values = await unit_metrics(session, month, names, progress, pacer)
     previous = await session.execute(
         select(SafetyIndexScore.unit_id, SafetyIndexScore.score).where(
