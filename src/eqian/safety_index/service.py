@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from eqian.core import audit, gcpolicy, outbox
 from eqian.core.accounts import Role
@@ -111,7 +112,8 @@ async def _unit_metrics(
             await pacer.step()
 
     bind = session.bind  # an engine: a session bound to one connection has no second lane
-    if pacer.ratio > 0 or not (isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"):
+    await session.connection()  # the first lane's, before asking the pool for another
+    if pacer.ratio > 0 or not (isinstance(bind, AsyncEngine) and _spare_connection(bind)):
         await lane(session)
         return values
     # Unpaced on PostgreSQL, two domains are read at once: while one query runs in the database
@@ -121,6 +123,15 @@ async def _unit_metrics(
     async with AsyncSession(bind) as other:
         await asyncio.gather(lane(session), lane(other))
     return values
+
+
+def _spare_connection(engine: AsyncEngine) -> bool:
+    """Whether a second connection is to be had on PostgreSQL without waiting for one: an idle one
+    in the pool, or room to open one below its size (the job never takes a busy pool's overflow)."""
+    if engine.dialect.name != "postgresql":
+        return False
+    pool = engine.sync_engine.pool
+    return not isinstance(pool, QueuePool) or pool.checkedin() > 0 or pool.overflow() < 0
 
 
 @dataclass(frozen=True)
