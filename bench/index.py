@@ -37,7 +37,7 @@ about 12 s and 1.6 GB. Then, for the last month:
   ``paced_paused_s``: how much of it was pauses (the pacer pauses only while another client of the
   database is busy, so on an otherwise idle database it should be about 0).
 - ``score_s``: the Python scoring alone for every unit over every metric of the model (synthetic
-  values, all metrics non-zero: the worst case), with ranks: ``score_values`` as ``compute_month``
+  values, all metrics non-zero: the worst case), with ranks: ``score_many`` as ``compute_month``
   scores (figures; the reasons are written when a month is read).
 - ``cpu_loop_s``: a 10M-iteration Python loop, to read the figures against the machine's load.
 - baseline ``duckdb_s``: DuckDB (in-process, columnar) running the same aggregations (the same
@@ -98,9 +98,9 @@ from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Bureau, Station, Unit, UnitCategory
 from eqian.requests.schemas import SLA_DAYS
 from eqian.requests.service import DEFAULT_DEPARTMENTS
-from eqian.safety_index.compute import group_ranks, load_model, score_values
+from eqian.safety_index.compute import group_ranks, load_model, score_many
 from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
-from eqian.safety_index.service import DEFAULT_PACE, compute_month, unit_metrics
+from eqian.safety_index.service import DEFAULT_PACE, SCORE_SLICE, compute_month, unit_metrics
 from eqian.workforce.service import registration_window_days
 
 PG_DATABASE = "eqian_bench_index"  # created and dropped by this script
@@ -1252,7 +1252,10 @@ def scoring_only(n_units: int, n_stations: int) -> dict[str, float]:
     metrics = sorted(model.metrics)
     values = {u: {m: float(rng.randint(1, 5)) for m in metrics} for u in range(1, n_units + 1)}
     t = time.perf_counter()
-    scored = [score_values(model, values[u]) for u in values]
+    rows = list(values.values())
+    scored = [
+        s for n in range(0, len(rows), SCORE_SLICE) for s in score_many(model, rows[n : n + SCORE_SLICE])
+    ]
     scores = [s[0] for s in scored]
     group_ranks((unit_station(u, n_stations) for u in values), scores)
     group_ranks((u % 11 for u in values), scores)

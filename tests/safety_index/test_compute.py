@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from eqian.safety_index.backtest import auc, top_decile_capture
@@ -11,7 +13,9 @@ from eqian.safety_index.compute import (
     group_ranks,
     load_model,
     parse_model,
+    score_many,
     score_unit,
+    score_values,
 )
 
 MONTH = "2026-03"
@@ -117,3 +121,20 @@ def test_auc_and_top_decile_on_known_cases() -> None:
     assert top_decile_capture(risk, labels) == 0.25  # top 2: units 0 and 1, one of four positives
     # Ties at the cut share the places out: 4 tied for 2 places, 2 of them positive -> 1 captured.
     assert top_decile_capture([5, 5, 5, 5] + [0] * 16, [True, True, False, False] + [False] * 16) == 0.5
+
+
+def test_a_slice_of_units_scores_as_each_unit_alone() -> None:
+    """``compute_month`` scores units a slice at a time, component by component over the slice:
+    each unit's score, grade and figures are those it gets alone, whatever its neighbours."""
+    model = load_model()
+    rng = random.Random(7)
+    metrics = sorted(model.metrics)
+    units = [
+        {m: float(rng.choice((0, 1, 2, 3, 7, 40, 250))) for m in rng.sample(metrics, rng.randint(0, 14))}
+        for _ in range(300)
+    ]
+    alone = [score_values(model, v) for v in units]
+    assert score_many(model, units) == alone
+    assert {round(s, 1) for s, _, _ in alone} != {100.0}  # the sample does deduct
+    assert any(items for _, _, items in alone)
+    assert not all(items for _, _, items in alone)

@@ -42,7 +42,7 @@ from eqian.safety_index.compute import (
     group_ranks,
     load_model,
     parse_model,
-    score_values,
+    score_many,
 )
 from eqian.safety_index.models import SafetyIndexModel, SafetyIndexRun, SafetyIndexScore
 
@@ -213,7 +213,7 @@ async def _compute_month(
     empty: dict[str, float] = {}
     scored: list[tuple[float, str, list[Scored]]] = []
     for n in range(0, len(units), SCORE_SLICE):
-        scored.extend(score_values(model, values.get(uid, empty)) for uid, _, _ in units[n : n + SCORE_SLICE])
+        scored.extend(score_many(model, [values.get(uid, empty) for uid, _, _ in units[n : n + SCORE_SLICE]]))
         await pacer.step()
     if progress:
         progress("score", len(units), len(units))
