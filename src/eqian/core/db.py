@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import operator
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal, cast
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -107,7 +109,7 @@ def make_engine(
     behind each other instead of failing with SQLITE_BUSY when they race; it is for sessions
     that write. DEFERRED keeps WAL's readers-never-block-writers for read-only sessions.
     """
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"json_serializer": json_text}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
@@ -121,6 +123,26 @@ def make_engine(
     else:
         event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
+
+
+# Types orjson would write on its own terms (datetimes, dataclasses, subclasses of str, int, dict and
+# list) it hands back instead, and the standard library decides, as it did before.
+_ORJSON_DEFERS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def json_text(value: Any) -> str:
+    """The text of a JSON column's value: orjson, seven times faster than the standard library,
+    which was a third of writing a city's safety-index month (20,000 rows, bench/index.py). Values
+    it refuses or would write otherwise (integers beyond 64 bits, keys that are not strings, named
+    tuples, the types above) go to the standard library as before, so a column reads back the same
+    values either way; only the text differs (no spaces, Chinese not escaped). One exception: a NaN
+    is written as null, where the standard library wrote NaN, which PostgreSQL refused."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_DEFERS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _replace_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
