@@ -1,8 +1,10 @@
 """Unpaced on PostgreSQL the facts pass reads two domains at once on two connections, with the same
-sums as one connection gives; it never waits for a pool with no connection to spare."""
+sums as one connection gives; it never waits for a pool with no connection to spare. Domains that
+offer their facts in bulk rows give the same facts and sums as their facts one by one."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -10,7 +12,8 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from eqian.core.db import make_engine, make_sessionmaker
-from eqian.core.facts import Fact
+from eqian.core.facts import Fact, expand, load
+from eqian.core.months import bounds as month_bounds
 from eqian.core.pacing import Pacer
 from eqian.hazards.models import Hazard
 from eqian.safety_index import service
@@ -94,3 +97,22 @@ async def test_no_second_lane_from_a_pool_without_a_spare_connection(
         await engine.dispose()
     assert len(used) == 1
     assert values
+
+
+async def test_the_bulk_rows_are_the_facts(db: AsyncSession) -> None:
+    """A domain's ``monthly_fact_rows`` are its facts; the index sums them as it would the facts."""
+    await _month(db)
+    start, end = month_bounds("2026-02")
+    sources = load(NAMES)
+    assert [s.rows is not None for s in sources] == [True, False, False, True]
+    expected: dict[int, dict[str, float]] = defaultdict(dict)
+    for source in sources:
+        facts = await source.facts(db, start, end)
+        if source.rows is not None:
+            assert expand(await source.rows(db, start, end)) == facts
+        for fact in facts:
+            if fact.unit_id is not None:
+                row = expected[fact.unit_id]
+                row[fact.metric] = row.get(fact.metric, 0.0) + fact.value
+    assert await service.unit_metrics(db, "2026-02", NAMES) == expected
+    assert any("hazards.found" in v for v in expected.values())

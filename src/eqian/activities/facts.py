@@ -12,11 +12,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.activities.models import Activity, ActivityInvitation
-from eqian.core.facts import Fact, fetch
+from eqian.core.facts import Fact, FactRows, expand, fetch
 from eqian.organizations.models import Unit
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    return expand(await monthly_fact_rows(session, start, end))
+
+
+async def monthly_fact_rows(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[FactRows]:
     rows = await fetch(
         session,
         select(
@@ -30,8 +34,4 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .where(Activity.starts_at >= start, Activity.starts_at < end, Activity.status != "cancelled")
         .group_by(Unit.station_id, ActivityInvitation.unit_id),
     )
-    facts: list[Fact] = []
-    for s, u, invited, attended in rows:
-        facts.append(Fact(s, u, "activities.invited", float(invited)))
-        facts.append(Fact(s, u, "activities.attended", float(attended or 0)))
-    return facts
+    return [FactRows(("activities.invited", "activities.attended"), rows)]

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, fetch
+from eqian.core.facts import Fact, FactRows, expand, fetch
 from eqian.hazards.models import Hazard, Inspection
 from eqian.organizations.models import Unit
 
@@ -28,7 +28,10 @@ def _days(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
-    facts: list[Fact] = []
+    return expand(await monthly_fact_rows(session, start, end))
+
+
+async def monthly_fact_rows(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[FactRows]:
     found = await fetch(
         session,
         select(Unit.station_id, Hazard.unit_id, func.count())
@@ -36,7 +39,6 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .where(Hazard.found_at >= start, Hazard.found_at < end)
         .group_by(Unit.station_id, Hazard.unit_id),
     )
-    facts += [Fact(s, u, "hazards.found", float(n)) for s, u, n in found]
     rectified = await fetch(
         session,
         select(
@@ -49,9 +51,6 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .where(Hazard.verified_at >= start, Hazard.verified_at < end)
         .group_by(Unit.station_id, Hazard.unit_id),
     )
-    for s, u, n, days in rectified:
-        facts.append(Fact(s, u, "hazards.rectified", float(n)))
-        facts.append(Fact(s, u, "hazards.rectify_days_sum", round(float(days or 0), 4)))
     # Two parts, not one OR: the hazards never verified are read from the partial index of open
     # hazards alone (ix_hz_hazards_open, every column the count needs), those verified after the
     # period from the verified_at index. With the OR the whole set was fetched from the table: a
@@ -67,7 +66,6 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .join(Unit, Unit.id == late.c.unit_id)
         .group_by(Unit.station_id, late.c.unit_id),
     )
-    facts += [Fact(s, u, "hazards.overdue_open", float(n)) for s, u, n in overdue]
     selfs = await fetch(
         session,
         select(Unit.station_id, Inspection.unit_id, func.count())
@@ -81,5 +79,12 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         )
         .group_by(Unit.station_id, Inspection.unit_id),
     )
-    facts += [Fact(s, u, "hazards.self_inspections", float(n)) for s, u, n in selfs]
-    return facts
+    return [
+        FactRows(("hazards.found",), found),
+        FactRows(
+            ("hazards.rectified", "hazards.rectify_days_sum"),
+            [(s, u, n, round(float(days or 0), 4)) for s, u, n, days in rectified],
+        ),
+        FactRows(("hazards.overdue_open",), overdue),
+        FactRows(("hazards.self_inspections",), selfs),
+    ]

@@ -16,13 +16,26 @@ import datetime as dt
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, fetch, judged_at
+from eqian.core.facts import Fact, FactRows, expand, fetch, judged_at
 from eqian.messaging.models import Instruction, Receipt
+
+METRICS = (
+    "messaging.instructions",
+    "messaging.acknowledged",
+    "messaging.acknowledged_on_time",
+    "messaging.ack_latency_seconds_sum",
+)
 
 
 async def monthly_facts(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
 ) -> list[Fact]:
+    return expand(await monthly_fact_rows(session, start, end, now=now))
+
+
+async def monthly_fact_rows(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
+) -> list[FactRows]:
     judged = judged_at(end, now)
     acked = and_(Receipt.acknowledged_at.is_not(None), Receipt.acknowledged_at < judged)
     on_time = and_(acked, Receipt.acknowledged_at <= Receipt.deadline)
@@ -44,12 +57,4 @@ async def monthly_facts(
         )
         .group_by(Receipt.station_id, Receipt.unit_id),
     )
-    facts: list[Fact] = []
-    for station_id, unit_id, total, n_acked, n_on_time, latency in rows:
-        facts += [
-            Fact(station_id, unit_id, "messaging.instructions", float(total)),
-            Fact(station_id, unit_id, "messaging.acknowledged", float(n_acked or 0)),
-            Fact(station_id, unit_id, "messaging.acknowledged_on_time", float(n_on_time or 0)),
-            Fact(station_id, unit_id, "messaging.ack_latency_seconds_sum", float(latency or 0)),
-        ]
-    return facts
+    return [FactRows(METRICS, rows)]

@@ -23,7 +23,8 @@ from eqian.core import audit, gcpolicy, outbox
 from eqian.core.accounts import Role
 from eqian.core.db import bulk_insert, utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
-from eqian.core.facts import SOURCES, load_sources
+from eqian.core.facts import SOURCES
+from eqian.core.facts import load as load_facts
 from eqian.core.months import bounds as month_bounds
 from eqian.core.months import check as check_month
 from eqian.core.months import shift as shift_month
@@ -87,7 +88,7 @@ async def _unit_metrics(
     session: AsyncSession, month: str, names: Iterable[str], progress: Progress | None, pacer: Pacer
 ) -> dict[int, dict[str, float]]:
     start, end = month_bounds(month)
-    sources = load_sources(names)
+    sources = load_facts(names)
     pending = list(sources)
     values: dict[int, dict[str, float]] = defaultdict(dict)
     step = 50 * SCORE_SLICE
@@ -98,14 +99,26 @@ async def _unit_metrics(
         if reader.get_bind().dialect.name == "postgresql":
             await reader.execute(_HOT_PAGES)
         while pending:
-            facts = await pending.pop(0)(reader, start, end)
+            source = pending.pop(0)
             # Summed between two awaits: the other lane never sees a half-added slice.
-            for lo in range(0, len(facts), step):
-                for _, unit_id, metric, value in facts[lo : lo + step]:
-                    if unit_id is not None:
-                        d = values[unit_id]
-                        d[metric] = d.get(metric, 0.0) + float(value)
-                await pacer.step()
+            if source.rows is None:
+                facts = await source.facts(reader, start, end)
+                for lo in range(0, len(facts), step):
+                    for _, unit_id, metric, value in facts[lo : lo + step]:
+                        if unit_id is not None:
+                            d = values[unit_id]
+                            d[metric] = d.get(metric, 0.0) + float(value)
+                    await pacer.step()
+            else:
+                for block in await source.rows(reader, start, end):
+                    metrics = block.metrics
+                    for lo in range(0, len(block.rows), step):
+                        for row in block.rows[lo : lo + step]:
+                            if row[1] is not None:
+                                d = values[row[1]]
+                                for metric, value in zip(metrics, row[2:], strict=True):
+                                    d[metric] = d.get(metric, 0.0) + float(value or 0)
+                        await pacer.step()
             done += 1
             if progress:
                 progress("facts", done, len(sources))

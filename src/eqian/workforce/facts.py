@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, fetch
+from eqian.core.facts import Fact, FactRows, expand, fetch
 from eqian.organizations.models import Unit
 from eqian.workforce.models import Employment, Residence
 from eqian.workforce.service import registration_window_days
@@ -31,7 +31,20 @@ def _days_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[
     return func.julianday(end) - func.julianday(start)
 
 
+METRICS = (
+    "workforce.hired",
+    "workforce.registered_on_time",
+    "workforce.registration_late",
+    "workforce.unregistered",
+    "workforce.registration_pending",
+)
+
+
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    return expand(await monthly_fact_rows(session, start, end))
+
+
+async def monthly_fact_rows(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[FactRows]:
     first, after = start.astimezone(LOCAL_TZ).date(), end.astimezone(LOCAL_TZ).date()
     window = registration_window_days()
     today = dt.datetime.now(LOCAL_TZ).date()
@@ -57,12 +70,12 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .where(Employment.hired_on >= first, Employment.hired_on < after)
         .group_by(Unit.station_id, Employment.unit_id),
     )
-    facts: list[Fact] = []
-    for s, u, hired, ok, reg, pending in rows:
-        ok, reg = int(ok or 0), int(reg or 0)
-        facts.append(Fact(s, u, "workforce.hired", float(hired)))
-        facts.append(Fact(s, u, "workforce.registered_on_time", float(ok)))
-        facts.append(Fact(s, u, "workforce.registration_late", float(reg - ok)))
-        facts.append(Fact(s, u, "workforce.unregistered", float(hired - reg)))
-        facts.append(Fact(s, u, "workforce.registration_pending", float(pending or 0)))
-    return facts
+    return [
+        FactRows(
+            METRICS,
+            [
+                (s, u, hired, ok or 0, (reg or 0) - (ok or 0), hired - (reg or 0), pending)
+                for s, u, hired, ok, reg, pending in rows
+            ],
+        )
+    ]
