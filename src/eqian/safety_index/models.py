@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eqian.core.db import Base, UTCDateTime, utcnow
@@ -27,19 +27,15 @@ class SafetyIndexScore(Base):
     transaction, so both references hold by construction, and neither units nor stations are ever
     deleted (a unit is deregistered); on PostgreSQL the two constraints' per-row checks (each a
     ``FOR KEY SHARE`` lock on a unit or station row) were 190 of the insert's 310 ms. Two indexes
-    serve every read: ``(unit_id, month)``, unique, for a unit's history, and ``(month, station_id,
-    score)`` for a month's lists, ranks and counts; separate ``unit_id`` and ``station_id`` indexes
-    were another 35 ms and served nothing those two do not."""
+    serve every read: the key ``(unit_id, month)``, for a unit's history, and ``(month, station_id,
+    score)`` for a month's lists, ranks and counts. A surrogate ``id`` (a sequence call per row and
+    an index of its own) and separate ``unit_id`` and ``station_id`` indexes served nothing."""
 
     __tablename__ = "safety_index_scores"
-    __table_args__ = (
-        UniqueConstraint("unit_id", "month"),
-        Index("ix_safety_index_scores_month_station_id_score", "month", "station_id", "score"),
-    )
+    __table_args__ = (Index("ix_safety_index_scores_month_station_id_score", "month", "station_id", "score"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, Asia/Shanghai
-    unit_id: Mapped[int] = mapped_column(Integer)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM, Asia/Shanghai
     station_id: Mapped[int] = mapped_column(Integer)  # the unit's station when the month was computed
     category_code: Mapped[str] = mapped_column(String(32))
     score: Mapped[float] = mapped_column(Float)
