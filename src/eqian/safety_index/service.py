@@ -23,7 +23,7 @@ from eqian.core import audit, gcpolicy, outbox
 from eqian.core.accounts import Role
 from eqian.core.db import bulk_insert, utcnow
 from eqian.core.errors import Conflict, Forbidden, NotFound, field_error
-from eqian.core.facts import SOURCES
+from eqian.core.facts import SOURCES, fetch
 from eqian.core.facts import load as load_facts
 from eqian.core.months import bounds as month_bounds
 from eqian.core.months import check as check_month
@@ -205,24 +205,22 @@ async def _compute_month(
             details=[{"field": "replace", "code": "version_mismatch", "message": run.config_version}],
         )
     await _keep_model(session, model)
-    units = list(
-        await session.execute(
-            select(Unit.id, Unit.station_id, Unit.category_code)
-            .where(Unit.status == "active")
-            .order_by(Unit.id)
-        )
+    units = await fetch(
+        session,
+        select(Unit.id, Unit.station_id, Unit.category_code).where(Unit.status == "active").order_by(Unit.id),
     )
     # SQLite's write transaction (BEGIN IMMEDIATE) holds the whole database from the first statement:
     # pausing inside it would hold up every other writer, so there the job only yields.
     on_pg = session.get_bind().dialect.name == "postgresql"
     pacer = Pacer(pace, busy=database_busy(session)) if on_pg else Pacer()
     values = await unit_metrics(session, month, names, progress, pacer)
-    previous = await session.execute(
+    previous = await fetch(
+        session,
         select(SafetyIndexScore.unit_id, SafetyIndexScore.score).where(
             SafetyIndexScore.month == shift_month(month, -1)
-        )
+        ),
     )
-    last: dict[int, float] = {row[0]: row[1] for row in previous}
+    last: dict[int, float] = dict(previous)
     empty: dict[str, float] = {}
     scored: list[tuple[float, str, list[Scored]]] = []
     for n in range(0, len(units), SCORE_SLICE):
