@@ -9,13 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eqian.core.facts import Fact
 
 NAME = "tests.safety_index.fake_facts"
 FACTS: dict[str, list[Fact]] = {}
+FAIL: list[Exception] = []  # raised (after a round trip) instead of answering, while set
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    if FAIL:
+        await session.execute(text("SELECT 1"))
+        raise FAIL[0]
     return list(FACTS.get(start.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m"), []))

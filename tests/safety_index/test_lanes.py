@@ -26,6 +26,7 @@ NAMES = ("eqian.hazards.facts", fake_facts.NAME, "eqian.incidents.facts", "eqian
 @pytest.fixture(autouse=True)
 def _facts() -> None:
     fake_facts.FACTS.clear()
+    fake_facts.FAIL.clear()
 
 
 async def _month(db: AsyncSession) -> dict[str, int]:
@@ -116,3 +117,26 @@ async def test_the_bulk_rows_are_the_facts(db: AsyncSession) -> None:
                 row[fact.metric] = row.get(fact.metric, 0.0) + fact.value
     assert await service.unit_metrics(db, "2026-02", NAMES) == expected
     assert any("hazards.found" in v for v in expected.values())
+
+
+async def test_a_failing_domain_fails_the_pass_with_its_own_error(
+    db: AsyncSession, database_url: str
+) -> None:
+    """The other lane is stopped before its connection is given back, and the caller sees the
+    domain's error, not the session's complaint about a connection closed in use."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two lanes on PostgreSQL only")
+    await _month(db)
+    fake_facts.FAIL.append(RuntimeError("facts source failed"))
+    engine = make_engine(database_url)
+    used = _connections(engine)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            with pytest.raises(RuntimeError, match="facts source failed"):
+                await service.unit_metrics(session, "2026-02", NAMES)
+        assert len(used) == 2
+        fake_facts.FAIL.clear()
+        async with make_sessionmaker(engine)() as session:  # the pool's connections still serve
+            assert await service.unit_metrics(session, "2026-02", NAMES)
+    finally:
+        await engine.dispose()
