@@ -814,6 +814,15 @@ async def base_rows(engine: AsyncEngine, n_units: int, n_stations: int) -> None:
         await s.commit()
 
 
+async def vacuum(engine: AsyncEngine, table: str = "") -> None:
+    """PostgreSQL's ``VACUUM (ANALYZE)`` of ``table`` (every table by default), as autovacuum
+    leaves a database that has had its rows for a while: statistics, visibility map (index-only
+    scans) and hint bits set, so no timed pass pays for them."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql(f"VACUUM (ANALYZE) {table}".rstrip())
+
+
 async def load(
     engine: AsyncEngine, tables: dict[str, tuple[list[str], Rows]], n_units: int, n_stations: int
 ) -> float:
@@ -831,11 +840,7 @@ async def load(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608 - our own table names
                 )
             await conn.commit()
-        # As autovacuum leaves a database that has had these rows for a while: statistics,
-        # visibility map (index-only scans) and hint bits set, so no timed pass pays for them.
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql("VACUUM (ANALYZE)")
+        await vacuum(engine)
     else:
         await engine.dispose()
         await asyncio.to_thread(sqlite_load, str(engine.url.database), tables)
@@ -855,9 +860,7 @@ async def forget_month(engine: AsyncEngine) -> None:
         await conn.execute(delete(SafetyIndexScore).where(SafetyIndexScore.month == LAST_MONTH))
         await conn.execute(delete(SafetyIndexRun).where(SafetyIndexRun.month == LAST_MONTH))
     if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql("VACUUM (ANALYZE) safety_index_scores")
+        await vacuum(engine, "safety_index_scores")
 
 
 async def time_backend(engine: AsyncEngine, repeats: int = 3) -> Timed:
