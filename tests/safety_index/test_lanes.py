@@ -1,6 +1,6 @@
 """Unpaced on PostgreSQL the facts pass reads two domains at once on two connections, with the same
-sums as one connection gives; it never waits for a pool with no connection to spare. Domains that
-offer their facts in bulk rows give the same facts and sums as their facts one by one."""
+sums as one connection gives; it never waits for a pool with no connection to spare. Every source's
+bulk rows (a domain's own, or a test source's facts read as rows) are its facts."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from eqian.core.db import make_engine, make_sessionmaker
-from eqian.core.facts import Fact, expand, load
+from eqian.core.facts import Fact, load, merged
 from eqian.core.months import bounds as month_bounds
 from eqian.core.pacing import Pacer
 from eqian.hazards.models import Hazard
 from eqian.safety_index import service
+from tests.incidents.helpers import add_incident
 from tests.safety_index import fake_facts
 from tests.safety_index.helpers import local, world_with_b1_security
 
@@ -43,6 +44,12 @@ async def _month(db: AsyncSession) -> dict[str, int]:
         )
         for n in range(12)
     )
+    for n, category in enumerate(("labor", "labor", "fraud", "traffic")):
+        day = local(2026, 2, 3 + n)
+        await add_incident(
+            db, station_id=w.station_a, unit_id=a1, reported_at=day, category=category, police=n > 1
+        )
+    await add_incident(db, station_id=w.station_b, reported_at=local(2026, 2, 9), category="traffic")
     await db.commit()
     fake_facts.FACTS["2026-02"] = [
         Fact(w.station_a, a1, "incidents.police", 2),
@@ -80,7 +87,7 @@ async def test_two_lanes_sum_as_one(db: AsyncSession, database_url: str) -> None
         await engine.dispose()
     assert two == one
     assert two[units["b1"]]["hazards.found"] == 1 + 4  # four of the twelve hazards, and the injected one
-    assert two[units["a1"]]["incidents.police"] == 2
+    assert two[units["a1"]]["incidents.police"] == 2 + 2  # the injected two and a1's own police calls
 
 
 async def test_no_second_lane_from_a_pool_without_a_spare_connection(
@@ -101,22 +108,30 @@ async def test_no_second_lane_from_a_pool_without_a_spare_connection(
 
 
 async def test_the_bulk_rows_are_the_facts(db: AsyncSession) -> None:
-    """A domain's ``monthly_fact_rows`` are its facts; the index sums them as it would the facts."""
-    await _month(db)
+    """A source's rows are its facts, and the index sums them per unit as the facts add up."""
+    ids = await _month(db)
     start, end = month_bounds("2026-02")
-    sources = load(NAMES)
-    assert [s.rows is not None for s in sources] == [True, False, False, True]
     expected: dict[int, dict[str, float]] = defaultdict(dict)
-    for source in sources:
+    for source in load(NAMES):
         facts = await source.facts(db, start, end)
-        if source.rows is not None:
-            assert expand(await source.rows(db, start, end)) == facts
+        assert _table(merged(await source.rows(db, start, end))) == _table(facts)
         for fact in facts:
             if fact.unit_id is not None:
                 row = expected[fact.unit_id]
                 row[fact.metric] = row.get(fact.metric, 0.0) + fact.value
-    assert await service.unit_metrics(db, "2026-02", NAMES) == expected
+    got = await service.unit_metrics(db, "2026-02", NAMES)
+    assert {u: {m: v for m, v in d.items() if v} for u, d in got.items()} == expected
+    # incidents: one block per category, the unit's totals summed across them
+    a1 = expected[ids["a1"]]
+    assert (a1["incidents.total"], a1["incidents.cat.labor"], a1["incidents.police"]) == (4, 2, 2 + 2)
     assert any("hazards.found" in v for v in expected.values())
+
+
+def _table(facts: list[Fact]) -> dict[tuple[int | None, int | None, str], float]:
+    out: dict[tuple[int | None, int | None, str], float] = defaultdict(float)
+    for fact in facts:
+        out[(fact.station_id, fact.unit_id, fact.metric)] += fact.value
+    return {k: v for k, v in out.items() if v}
 
 
 async def test_a_failing_domain_fails_the_pass_with_its_own_error(

@@ -3,6 +3,7 @@
 A domain that has something to count exposes, in ``eqian/<domain>/facts.py``,
 
     async def monthly_facts(session, start, end) -> list[Fact]
+    async def monthly_fact_rows(session, start, end) -> list[FactRows]  # the same, in bulk
 
 one set-based query per metric family over ``[start, end)`` (UTC). Metrics are named
 ``<domain>.<what>`` and are additive (counts and sums, never ratios: a rate is a numerator and a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVarTuple
 
@@ -56,9 +58,10 @@ class FactRows(NamedTuple):
     """Facts in bulk, as a grouped query returns them: each row is ``(station_id, unit_id, v0, v1,
     …)``, ``v<n>`` the value of ``metrics[n]`` (None counts as 0).
 
-    A domain with many facts per unit may offer them so, as ``monthly_fact_rows``, beside
-    ``monthly_facts`` (which is then ``expand`` of them): the safety index sums a city's 300,000
-    facts a month, and a named tuple made and taken apart for each was half of that work."""
+    A domain offers its facts so, as ``monthly_fact_rows``, beside ``monthly_facts`` (which is then
+    ``expand`` or ``merged`` of them): the safety index sums a city's 300,000 facts a month, and a
+    named tuple made and taken apart for each was half of that work. A source with facts only (a
+    test's, a domain's first version) is read as ``as_rows`` of them."""
 
     metrics: tuple[str, ...]
     rows: Sequence[Sequence[Any]]
@@ -72,7 +75,28 @@ class FactRows(NamedTuple):
 
 
 def expand(blocks: Iterable[FactRows]) -> list[Fact]:
+    """Every value of the rows as a fact, zeros included."""
     return [fact for block in blocks for fact in block.facts()]
+
+
+def merged(blocks: Iterable[FactRows]) -> list[Fact]:
+    """The rows' values summed per station, unit and metric, zeros left out: the facts of a domain
+    whose blocks may name a metric twice for one unit (incidents: one block per category)."""
+    sums: dict[tuple[int | None, int | None, str], float] = defaultdict(float)
+    for block in blocks:
+        for row in block.rows:
+            for metric, value in zip(block.metrics, row[2:], strict=True):
+                if value:
+                    sums[(row[0], row[1], metric)] += float(value)
+    return [Fact(s, u, metric, value) for (s, u, metric), value in sums.items() if value]
+
+
+def as_rows(facts: Iterable[Fact]) -> list[FactRows]:
+    """Facts as bulk rows, a block per metric: how the index reads a source that offers no rows."""
+    by_metric: dict[str, list[tuple[int | None, int | None, float]]] = defaultdict(list)
+    for fact in facts:
+        by_metric[fact.metric].append((fact.station_id, fact.unit_id, fact.value))
+    return [FactRows((metric,), rows) for metric, rows in by_metric.items()]
 
 
 FactSource = Callable[[AsyncSession, dt.datetime, dt.datetime], Awaitable[list[Fact]]]
@@ -81,7 +105,14 @@ RowSource = Callable[[AsyncSession, dt.datetime, dt.datetime], Awaitable[list[Fa
 
 class Source(NamedTuple):
     facts: FactSource
-    rows: RowSource | None  # the same facts in bulk, where the domain offers them
+    rows: RowSource  # the same facts in bulk: the domain's own, or its facts as rows (``as_rows``)
+
+
+def _rows_of(source: FactSource) -> RowSource:
+    async def rows(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[FactRows]:
+        return as_rows(await source(session, start, end))
+
+    return rows
 
 
 SOURCES: tuple[str, ...] = (
@@ -111,7 +142,7 @@ def load(names: Iterable[str] = SOURCES) -> list[Source]:
             continue
         source = getattr(module, "monthly_facts", None)
         if source is not None:
-            found.append(Source(source, getattr(module, "monthly_fact_rows", None)))
+            found.append(Source(source, getattr(module, "monthly_fact_rows", None) or _rows_of(source)))
     return found
 
 

@@ -11,12 +11,16 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, fetch
+from eqian.core.facts import Fact, FactRows, fetch, merged
 from eqian.environment.models import EnvAlert
 from eqian.organizations.models import Unit
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    return merged(await monthly_fact_rows(session, start, end))
+
+
+async def monthly_fact_rows(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[FactRows]:
     rows = await fetch(
         session,
         select(Unit.station_id, EnvAlert.unit_id, func.count())
@@ -24,4 +28,4 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         .where(EnvAlert.created_at >= start, EnvAlert.created_at < end)
         .group_by(Unit.station_id, EnvAlert.unit_id),
     )
-    return [Fact(s, u, "environment.alerts", float(n)) for s, u, n in rows]
+    return [FactRows(("environment.alerts",), rows)]

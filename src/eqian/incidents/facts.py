@@ -1,7 +1,7 @@
 """Monthly facts of incidents (see ``eqian.core.facts``), attributed to the month of ``reported_at``.
 
-One grouped query over ``[start, end)``: per station, unit and category, the counts and sums below;
-the rest is added up here. A unit-less incident (a street call) has ``unit_id`` None.
+One grouped query over ``[start, end)``: per station, unit and category, the counts and sums below,
+as a block of rows per category. A unit-less incident (a street call) has ``unit_id`` None.
 
 - ``incidents.total``, ``incidents.police``, ``incidents.non_police``, ``incidents.cat.<code>``
 - ``incidents.severe`` (severity high or critical)
@@ -18,12 +18,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, fetch, judged_at
+from eqian.core.facts import Fact, FactRows, fetch, judged_at, merged
 from eqian.incidents.models import Incident
+
+METRICS = (
+    "incidents.total",
+    "incidents.police",
+    "incidents.non_police",
+    "incidents.severe",
+    "incidents.self_governed",
+    "incidents.self_governed_resolved",
+    "incidents.overdue",
+    "incidents.fraud_loss_yuan",
+    "incidents.fraud_recovered_yuan",
+)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -33,6 +47,12 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 async def monthly_facts(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
 ) -> list[Fact]:
+    return merged(await monthly_fact_rows(session, start, end, now=now))
+
+
+async def monthly_fact_rows(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
+) -> list[FactRows]:
     judged = judged_at(end, now)
     # Reopening clears resolved_at, so "resolved by then" is a resolved_at before then.
     resolved = and_(Incident.resolved_at.is_not(None), Incident.resolved_at < judged)
@@ -41,13 +61,16 @@ async def monthly_facts(
         or_(Incident.resolved_at.is_(None), Incident.resolved_at > Incident.due_at),
     )
     self_gov = Incident.route == "self_governance"
+    police = _count(Incident.police.is_(True))
     query = (
         select(
+            Incident.category,
             Incident.station_id,
             Incident.unit_id,
-            Incident.category,
             func.count(),
-            _count(Incident.police.is_(True)),
+            police,
+            func.count() - police,
+            func.count(),
             _count(Incident.severity.in_(("high", "critical"))),
             _count(self_gov),
             _count(and_(self_gov, resolved)),
@@ -56,36 +79,13 @@ async def monthly_facts(
             func.coalesce(func.sum(Incident.fraud_recovered_yuan), 0),
         )
         .where(Incident.reported_at >= start, Incident.reported_at < end)
-        .group_by(Incident.station_id, Incident.unit_id, Incident.category)
+        .group_by(Incident.category, Incident.station_id, Incident.unit_id)
     )
-    sums: dict[tuple[int, int | None], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for (
-        station_id,
-        unit_id,
-        category,
-        total,
-        police,
-        severe,
-        sg,
-        sg_done,
-        late,
-        loss,
-        recovered,
-    ) in await fetch(session, query):
-        acc = sums[(station_id, unit_id)]
-        acc["incidents.total"] += total
-        acc["incidents.police"] += police or 0
-        acc["incidents.non_police"] += total - (police or 0)
-        acc[f"incidents.cat.{category}"] += total
-        acc["incidents.severe"] += severe or 0
-        acc["incidents.self_governed"] += sg or 0
-        acc["incidents.self_governed_resolved"] += sg_done or 0
-        acc["incidents.overdue"] += late or 0
-        acc["incidents.fraud_loss_yuan"] += float(loss or 0)
-        acc["incidents.fraud_recovered_yuan"] += float(recovered or 0)
+    by_category: dict[str, list[Sequence[Any]]] = defaultdict(list)
+    for row in await fetch(session, query):
+        by_category[row[0]].append(row[1:])
+    # A block per category, its count repeated as that block's incidents.cat.<code>.
     return [
-        Fact(station_id, unit_id, metric, value)
-        for (station_id, unit_id), metrics in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
-        for metric, value in sorted(metrics.items())
-        if value
+        FactRows((*METRICS[:3], f"incidents.cat.{category}", *METRICS[3:]), rows)
+        for category, rows in sorted(by_category.items())
     ]

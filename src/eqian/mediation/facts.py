@@ -14,34 +14,28 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eqian.core.facts import Fact, fetch
+from eqian.core.facts import Fact, FactRows, fetch, merged
 from eqian.mediation.models import MediationCase, MediationTeam
 
 
 async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[Fact]:
+    return merged(await monthly_fact_rows(session, start, end))
+
+
+async def monthly_fact_rows(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[FactRows]:
     # The unit's own advisers: a team that belongs to the unit whose case it is.
     in_unit = MediationTeam.unit_id == MediationCase.unit_id
-    facts: list[Fact] = []
-    opened = await fetch(
-        session,
-        select(
-            MediationCase.station_id,
-            MediationCase.unit_id,
-            func.count(),
-            func.sum(case((in_unit, 1), else_=0)),
-        )
-        .outerjoin(MediationTeam, MediationTeam.id == MediationCase.team_id)
-        .where(MediationCase.opened_at >= start, MediationCase.opened_at < end)
-        .group_by(MediationCase.station_id, MediationCase.unit_id),
-    )
-    for station_id, unit_id, n, n_unit in opened:
-        facts.append(Fact(station_id, unit_id, "mediation.cases", float(n)))
-        if n_unit:
-            facts.append(Fact(station_id, unit_id, "mediation.in_unit", float(n_unit)))
 
     def count_if(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))
 
+    opened = await fetch(
+        session,
+        select(MediationCase.station_id, MediationCase.unit_id, func.count(), count_if(in_unit))
+        .outerjoin(MediationTeam, MediationTeam.id == MediationCase.team_id)
+        .where(MediationCase.opened_at >= start, MediationCase.opened_at < end)
+        .group_by(MediationCase.station_id, MediationCase.unit_id),
+    )
     closed = await fetch(
         session,
         select(
@@ -61,14 +55,19 @@ async def monthly_facts(session: AsyncSession, start: dt.datetime, end: dt.datet
         )
         .group_by(MediationCase.station_id, MediationCase.unit_id),
     )
-    for station_id, unit_id, ok, failed, referred, fen, unit_ok in closed:
-        for metric, value in (
-            ("mediation.success", ok),
-            ("mediation.failed", failed),
-            ("mediation.referred", referred),
-            ("mediation.amount_recovered_yuan", int(fen or 0) / 100),
-            ("mediation.in_unit_success", unit_ok),
-        ):
-            if value:
-                facts.append(Fact(station_id, unit_id, metric, float(value)))
-    return facts
+    return [
+        FactRows(("mediation.cases", "mediation.in_unit"), opened),
+        FactRows(
+            (
+                "mediation.success",
+                "mediation.failed",
+                "mediation.referred",
+                "mediation.amount_recovered_yuan",
+                "mediation.in_unit_success",
+            ),
+            [
+                (s, u, ok, failed, referred, int(fen or 0) / 100, in_own)
+                for s, u, ok, failed, referred, fen, in_own in closed
+            ],
+        ),
+    ]
