@@ -417,8 +417,11 @@ async def while_index_runs(
     idle: list[dict[str, Any]] = []
     busy: list[dict[str, Any]] = []
     computed = 0
+    waited: list[float] = []
     for _ in range(rounds):
+        waited.append(await settled(url))
         idle.append(await rate_phase(base, headers, rate, seconds, units))
+        waited.append(await settled(url))
         loop = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--index-loop", url, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT)
         )
@@ -442,7 +445,32 @@ async def while_index_runs(
         ],
         "during_index_errors": sum(p["errors"] for p in idle + busy),
         "index_computations": computed,
+        "settle_waits_s": [round(w, 1) for w in waited],
     }
+
+
+async def settled(url: str, limit_s: float = 60.0) -> float:
+    """Wait (up to ``limit_s``) until the outbox has no event due and the database no autovacuum
+    worker: the first idle phase came right after the saturating phases and was the worst idle
+    phase of every run, flattering the ratio. Returns the seconds waited."""
+    engine = create_async_engine(url)
+    t0 = time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < limit_s:
+            async with engine.connect() as conn:
+                pending = await conn.scalar(
+                    text(
+                        "SELECT (SELECT count(*) FROM outbox_events"
+                        " WHERE dispatched_at IS NULL AND available_at <= now())"
+                        " + (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')"
+                    )
+                )
+            if not pending:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - t0
 
 
 def _p99(latencies_ms: list[float]) -> float:

@@ -309,13 +309,13 @@ async def test_scoring_lets_the_event_loop_serve_others(
             await asyncio.sleep(0)
 
     seen: list[int] = []  # the other task's turns when each slice (here: each unit) is scored
-    real_score = service.score_many
+    real_score = service.score_columns
 
     def score_and_look(*args: Any, **kwargs: Any) -> Any:
         seen.append(turns)
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(service, "score_many", score_and_look)
+    monkeypatch.setattr(service, "score_columns", score_and_look)
     other = asyncio.create_task(another_request())
     result = await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,))
     done.set()

@@ -225,7 +225,7 @@ def _rule(comp: Component) -> Callable[[Mapping[str, Column]], Column]:
             base = (
                 [d - e for d, e in zip(cols[den], cols[exclude], strict=True)]
                 if exclude
-                else [d - 0.0 for d in cols[den]]
+                else [d - 0.0 for d in cols[den]]  # a float, as d - e is: stored figures compare equal
             )
             return [
                 top * max(0.0, target - min(1.0, x / b)) / target if b >= floor and b > 0 else 0.0
@@ -279,9 +279,18 @@ def score_many(
     model: IndexModel, units: Sequence[Mapping[str, float]]
 ) -> list[tuple[float, str, list[Scored]]]:
     """``score_values`` of each unit, a component at a time over all of them (``_rule``)."""
-    cols = {m: [v.get(m, 0.0) for v in units] for m in model.metrics}
-    totals = [100.0] * len(units)
-    items: list[list[Scored]] = [[] for _ in units]
+    return score_columns(model, {m: [v.get(m, 0.0) for v in units] for m in model.metrics}, len(units))
+
+
+def score_columns(
+    model: IndexModel, columns: Mapping[str, Column], size: int
+) -> list[tuple[float, str, list[Scored]]]:
+    """``score_many`` of ``size`` units given as columns: ``columns[metric][i]`` is unit i's value
+    (a metric missing is 0 for all). The monthly job sums its facts into columns (service.py)."""
+    zeros = [0.0] * size
+    cols = {m: columns.get(m, zeros) for m in model.metrics}
+    totals = [100.0] * size
+    items: list[list[Scored]] = [[] for _ in range(size)]
     for code, rule, cap, bonus, metrics in model.rules:
         raw = rule(cols)
         hits = [i for i, x in enumerate(raw) if x > 0]

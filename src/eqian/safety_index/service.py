@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -43,7 +42,7 @@ from eqian.safety_index.compute import (
     group_ranks,
     load_model,
     parse_model,
-    score_many,
+    score_columns,
 )
 from eqian.safety_index.models import SafetyIndexModel, SafetyIndexRun, SafetyIndexScore
 
@@ -80,18 +79,52 @@ async def unit_metrics(
     progress: Progress | None = None,
     pacer: Pacer | None = None,
 ) -> dict[int, dict[str, float]]:
-    """Every unit's summed facts for the month: one pass per domain that has a facts module."""
+    """Every unit's summed facts for the month, the units without any left out (the backtest's,
+    the tests' and the benchmark's view of ``unit_columns``)."""
+    ids = [uid for (uid,) in await fetch(session, select(Unit.id).order_by(Unit.id))]
+    sums = await unit_columns(session, month, ids, names, progress, pacer)
+    out: dict[int, dict[str, float]] = {}
+    for i, uid in enumerate(ids):
+        found = {metric: col[i] for metric, col in sums.items() if col[i]}
+        if found:
+            out[uid] = found
+    return out
+
+
+Columns = dict[str, list[float]]  # metric -> value per unit, by position; one spare slot at the end
+
+
+async def unit_columns(
+    session: AsyncSession,
+    month: str,
+    unit_ids: Sequence[int],
+    names: Iterable[str] = SOURCES,
+    progress: Progress | None = None,
+    pacer: Pacer | None = None,
+) -> Columns:
+    """The month's facts of ``unit_ids`` summed per metric: ``columns[metric][i]`` is the sum for
+    ``unit_ids[i]``, one pass per domain that has a facts module. Facts of other units (inactive
+    ones) and of none (a street incident) fall into the spare slot at the end, which nobody reads:
+    a city's 300,000 values a month are added without a test or a dictionary per unit, and scoring
+    reads the columns as they are (``compute.score_columns``)."""
     with gcpolicy.young_collections():
-        return await _unit_metrics(session, month, names, progress, pacer or Pacer())
+        return await _unit_columns(session, month, unit_ids, names, progress, pacer or Pacer())
 
 
-async def _unit_metrics(
-    session: AsyncSession, month: str, names: Iterable[str], progress: Progress | None, pacer: Pacer
-) -> dict[int, dict[str, float]]:
+async def _unit_columns(
+    session: AsyncSession,
+    month: str,
+    unit_ids: Sequence[int],
+    names: Iterable[str],
+    progress: Progress | None,
+    pacer: Pacer,
+) -> Columns:
     start, end = month_bounds(month)
     sources = load_facts(names)
     pending = list(sources)
-    values: dict[int, dict[str, float]] = defaultdict(dict)
+    spare = len(unit_ids)
+    position = {uid: i for i, uid in enumerate(unit_ids)}
+    columns: Columns = {}
     step = 50 * SCORE_SLICE
     done = 0
 
@@ -102,24 +135,17 @@ async def _unit_metrics(
         while pending:
             source = pending.pop(0)
             # Summed between two awaits: the other lane never sees a half-added slice.
-            if source.rows is None:
-                facts = await source.facts(reader, start, end)
-                for lo in range(0, len(facts), step):
-                    for _, unit_id, metric, value in facts[lo : lo + step]:
-                        if unit_id is not None:
-                            d = values[unit_id]
-                            d[metric] = d.get(metric, 0.0) + float(value)
+            for block in await source.rows(reader, start, end):
+                for lo in range(0, len(block.rows), step):
+                    part = block.rows[lo : lo + step]
+                    at = [position.get(row[1], spare) for row in part]
+                    for j, metric in enumerate(block.metrics, 2):
+                        col = columns.get(metric)
+                        if col is None:
+                            col = columns[metric] = [0.0] * (spare + 1)
+                        for i, row in zip(at, part, strict=True):
+                            col[i] += float(row[j] or 0)
                     await pacer.step()
-            else:
-                for block in await source.rows(reader, start, end):
-                    metrics = block.metrics
-                    for lo in range(0, len(block.rows), step):
-                        for row in block.rows[lo : lo + step]:
-                            if row[1] is not None:
-                                d = values[row[1]]
-                                for metric, value in zip(metrics, row[2:], strict=True):
-                                    d[metric] = d.get(metric, 0.0) + float(value or 0)
-                        await pacer.step()
             done += 1
             if progress:
                 progress("facts", done, len(sources))
@@ -130,7 +156,7 @@ async def _unit_metrics(
     on_pg = session.get_bind().dialect.name == "postgresql"
     if pacer.ratio > 0 or not (isinstance(bind, AsyncEngine) and _spare_connection(bind)):
         await lane(session, *((_HOT_PAGES,) if on_pg else ()))
-        return values
+        return columns
     # Unpaced on PostgreSQL, two domains are read at once: while one query runs in the database
     # the facts of the last are summed here, so the pass takes about the longer of the two halves,
     # not their sum (bench/index.py). Each lane's statements see what was committed when each
@@ -147,7 +173,7 @@ async def _unit_metrics(
                 task.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             raise
-    return values
+    return columns
 
 
 def _spare_connection(engine: AsyncEngine) -> bool:
@@ -225,7 +251,7 @@ async def _compute_month(
     # pausing inside it would hold up every other writer, so there the job only yields.
     on_pg = session.get_bind().dialect.name == "postgresql"
     pacer = Pacer(pace, busy=database_busy(session)) if on_pg else Pacer()
-    values = await unit_metrics(session, month, names, progress, pacer)
+    columns = await unit_columns(session, month, [uid for uid, _, _ in units], names, progress, pacer)
     previous = await fetch(
         session,
         select(SafetyIndexScore.unit_id, SafetyIndexScore.score).where(
@@ -233,10 +259,10 @@ async def _compute_month(
         ),
     )
     last: dict[int, float] = dict(previous)
-    empty: dict[str, float] = {}
     scored: list[tuple[float, str, list[Scored]]] = []
-    for n in range(0, len(units), SCORE_SLICE):
-        scored.extend(score_many(model, [values.get(uid, empty) for uid, _, _ in units[n : n + SCORE_SLICE]]))
+    for lo in range(0, len(units), SCORE_SLICE):
+        hi = min(lo + SCORE_SLICE, len(units))
+        scored.extend(score_columns(model, {m: col[lo:hi] for m, col in columns.items()}, hi - lo))
         await pacer.step()
     if progress:
         progress("score", len(units), len(units))
