@@ -70,3 +70,20 @@ async def test_what_an_insert_refuses_is_refused(db: AsyncSession, engine: Async
         with pytest.raises(IntegrityError):  # the same unit twice in a month
             await bulk_insert(s, table, [_row(w.units["a1"], w.station_a)] * 2)
     assert await db.scalar(select(func.count()).select_from(SafetyIndexScore)) == 0
+
+
+async def test_a_value_shared_by_rows_is_stored_for_each(db: AsyncSession, engine: AsyncEngine) -> None:
+    """A value shared by consecutive rows is processed once (bulk_insert reuses its text); rows in
+    between with other values, and the shared value again after them, are stored as they are."""
+    w = await make_world(db)
+    shared = ["立即整改"]
+    later = T + dt.timedelta(hours=1)
+    units = [(w.units["a1"], w.station_a), (w.units["a2"], w.station_a), (w.units["b1"], w.station_b)]
+    advice = [shared, ["另一条"], shared]
+    stamps = [T, T, later]
+    rows = [_row(u, st, advice=a, computed_at=c) for (u, st), a, c in zip(units, advice, stamps, strict=True)]
+    async with AsyncSession(engine) as s:
+        await bulk_insert(s, table_of(SafetyIndexScore), rows)
+        await s.commit()
+    got = {s.unit_id: (s.advice, s.computed_at) for s in await db.scalars(select(SafetyIndexScore))}
+    assert got == {u: (a, c) for (u, _), a, c in zip(units, advice, stamps, strict=True)}
