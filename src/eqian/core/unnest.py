@@ -81,16 +81,18 @@ def _shape(
 
 
 def insert_sql(
-    table: Table, rows: list[dict[str, Any]], dialect: Dialect, name: str
+    table: Table, rows: list[dict[str, Any]], dialect: Dialect, name: str, *, completed: bool = False
 ) -> tuple[str, dict[str, Any]]:
-    """``INSERT INTO <table> (...) SELECT ... FROM unnest(...)`` writing ``rows`` (completed, all with
-    the same columns), and its parameters, named ``<name>_<n>`` so that parts can share a statement."""
-    completed = [complete(table, row) for row in rows]
-    keys = tuple(completed[0])
+    """``INSERT INTO <table> (...) SELECT ... FROM unnest(...)`` writing ``rows`` (completed here
+    unless the caller says they are, all with the same columns), and its parameters, named
+    ``<name>_<n>`` so that parts can share a statement."""
+    if not completed:
+        rows = [complete(table, row) for row in rows]
+    keys = tuple(rows[0])
     sql, processors = _shape(table, keys, dialect, name)
     params: dict[str, Any] = {}
     for n, (key, process) in enumerate(zip(keys, processors, strict=True)):
-        values = [row[key] for row in completed]
+        values = [row[key] for row in rows]
         params[f"{name}_{n}"] = values if process is None else [process(v) for v in values]
     return sql, params
 

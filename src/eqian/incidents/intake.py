@@ -342,7 +342,7 @@ async def _insert_pg(
     rows = _rows(filings, todo, stored, claims)
     dialect = session.get_bind().dialect
     parts = [
-        unnest.insert_sql(table, stored, dialect, "inc"),
+        unnest.insert_sql(table, stored, dialect, "inc", completed=True),
         unnest.insert_sql(table_of(IncidentEvent), rows.events, dialect, "ev"),
         unnest.insert_sql(table_of(OutboxEvent), rows.outbox, dialect, "ob"),
     ]
