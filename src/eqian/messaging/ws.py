@@ -1061,13 +1061,10 @@ def take_now(hub: Hub, conn: Conn, raw: str) -> bool:
     False: the frame goes the ASGI way to the reader task."""
     if not conn.reading or conn.closed:
         return False
-    try:
-        frame = json.loads(raw)
-    except ValueError:
-        return False
-    kind = frame.get("type") if isinstance(frame, dict) else None
+    frame = _object(raw)
+    kind = frame.get("type") if frame is not None else None
     op = _RECEIPT_OPS.get(kind) if isinstance(kind, str) else None
-    if op is None:
+    if frame is None or op is None:
         return False
     hub.direct_reads += 1
     try:
@@ -1088,13 +1085,18 @@ def _int(value: Any) -> int | None:
     return value
 
 
-async def handle_frame(hub: Hub, conn: Conn, raw: str) -> None:
+def _object(raw: str) -> dict[str, Any] | None:
+    """The frame as a JSON object, or None when it is not one."""
     try:
         frame = json.loads(raw)
     except ValueError:
-        conn.frame({"type": "error", "code": "bad_request", "message": "无法解析的消息"})
-        return
-    if not isinstance(frame, dict):
+        return None
+    return frame if isinstance(frame, dict) else None
+
+
+async def handle_frame(hub: Hub, conn: Conn, raw: str) -> None:
+    frame = _object(raw)
+    if frame is None:
         conn.frame({"type": "error", "code": "bad_request", "message": "无法解析的消息"})
         return
     kind = frame.get("type")
