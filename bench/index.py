@@ -37,7 +37,7 @@ about 12 s and 1.6 GB. Then, for the last month:
   ``paced_paused_s``: how much of it was pauses (the pacer pauses only while another client of the
   database is busy, so on an otherwise idle database it should be about 0).
 - ``score_s``: the Python scoring alone for every unit over every metric of the model (synthetic
-  values, all metrics non-zero: the worst case), with ranks: ``score_columns`` as ``compute_month``
+  values, all metrics non-zero: the worst case), with ranks: ``score_slices`` as ``compute_month``
   scores (figures; the reasons are written when a month is read).
 - ``cpu_loop_s``: a 10M-iteration Python loop, to read the figures against the machine's load.
 - baseline ``duckdb_s``: DuckDB (in-process, columnar) running the same aggregations (the same
@@ -100,7 +100,7 @@ from eqian.organizations.categories import CATEGORIES
 from eqian.organizations.models import Bureau, Station, Unit, UnitCategory
 from eqian.requests.schemas import SLA_DAYS
 from eqian.requests.service import DEFAULT_DEPARTMENTS
-from eqian.safety_index.compute import group_ranks, load_model, score_columns
+from eqian.safety_index.compute import group_ranks, load_model, score_slices
 from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
 from eqian.safety_index.service import DEFAULT_PACE, SCORE_SLICE, compute_month, unit_metrics
 from eqian.workforce.service import registration_window_days
@@ -1267,10 +1267,7 @@ def scoring_only(n_units: int, n_stations: int) -> dict[str, float]:
     units = range(1, n_units + 1)
     columns = {m: [float(rng.randint(1, 5)) for _ in units] for m in metrics}
     t = time.perf_counter()
-    scored = []
-    for lo in range(0, n_units, SCORE_SLICE):
-        hi = min(lo + SCORE_SLICE, n_units)
-        scored.extend(score_columns(model, {m: col[lo:hi] for m, col in columns.items()}, hi - lo))
+    scored = [s for part in score_slices(model, columns, n_units, SCORE_SLICE) for s in part]
     scores = [s[0] for s in scored]
     group_ranks((unit_station(u, n_stations) for u in units), scores)
     group_ranks((u % 11 for u in units), scores)

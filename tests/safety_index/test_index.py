@@ -22,7 +22,7 @@ from eqian.core.facts import Fact
 from eqian.core.permissions import SYSTEM, Principal
 from eqian.hazards.models import Hazard
 from eqian.notifications.models import Notification
-from eqian.safety_index import events, service
+from eqian.safety_index import compute, events, service
 from eqian.safety_index.compute import load_model
 from eqian.safety_index.models import SafetyIndexRun, SafetyIndexScore
 from tests.factories import bearer
@@ -309,13 +309,13 @@ async def test_scoring_lets_the_event_loop_serve_others(
             await asyncio.sleep(0)
 
     seen: list[int] = []  # the other task's turns when each slice (here: each unit) is scored
-    real_score = service.score_columns
+    real_score = compute.score_columns
 
     def score_and_look(*args: Any, **kwargs: Any) -> Any:
         seen.append(turns)
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(service, "score_columns", score_and_look)
+    monkeypatch.setattr(compute, "score_columns", score_and_look)
     other = asyncio.create_task(another_request())
     result = await service.compute_month(db, SYSTEM, "2026-02", names=(fake_facts.NAME,))
     done.set()

@@ -83,11 +83,8 @@ def merged(blocks: Iterable[FactRows]) -> list[Fact]:
     """The rows' values summed per station, unit and metric, zeros left out: the facts of a domain
     whose blocks may name a metric twice for one unit (incidents: one block per category)."""
     sums: dict[tuple[int | None, int | None, str], float] = defaultdict(float)
-    for block in blocks:
-        for row in block.rows:
-            for metric, value in zip(block.metrics, row[2:], strict=True):
-                if value:
-                    sums[(row[0], row[1], metric)] += float(value)
+    for fact in expand(blocks):
+        sums[fact[:3]] += fact.value
     return [Fact(s, u, metric, value) for (s, u, metric), value in sums.items() if value]
 
 

@@ -16,7 +16,7 @@ import bisect
 import functools
 import json
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -305,6 +305,16 @@ def score_columns(
         score = round(max(0.0, min(100.0, total)), 1)
         out.append((score, grade_for(score, model), scored))
     return out
+
+
+def score_slices(
+    model: IndexModel, columns: Mapping[str, Column], size: int, step: int
+) -> Iterator[list[tuple[float, str, list[Scored]]]]:
+    """``score_columns`` of ``size`` units, ``step`` units at a time (the caller may yield between
+    slices); only the model's metrics are sliced."""
+    for lo in range(0, size, step):
+        hi = min(lo + step, size)
+        yield score_columns(model, {m: columns[m][lo:hi] for m in model.metrics if m in columns}, hi - lo)
 
 
 def explain(

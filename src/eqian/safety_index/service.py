@@ -42,7 +42,7 @@ from eqian.safety_index.compute import (
     group_ranks,
     load_model,
     parse_model,
-    score_columns,
+    score_slices,
 )
 from eqian.safety_index.models import SafetyIndexModel, SafetyIndexRun, SafetyIndexScore
 
@@ -260,9 +260,8 @@ async def _compute_month(
     )
     last: dict[int, float] = dict(previous)
     scored: list[tuple[float, str, list[Scored]]] = []
-    for lo in range(0, len(units), SCORE_SLICE):
-        hi = min(lo + SCORE_SLICE, len(units))
-        scored.extend(score_columns(model, {m: col[lo:hi] for m, col in columns.items()}, hi - lo))
+    for part in score_slices(model, columns, len(units), SCORE_SLICE):
+        scored.extend(part)
         await pacer.step()
     if progress:
         progress("score", len(units), len(units))
