@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eqian.core import outbox
 from eqian.core.accounts import Role, User
+from eqian.core.db import table_of, utcnow
 from eqian.environment import events as environment_events
 from eqian.environment.models import EnvAlert
 from eqian.notifications.models import Notification
@@ -191,3 +192,58 @@ async def test_environment_alert_reaches_bureau_station_and_partner_once(
         await environment_events.on_alert(s, ev)
         await s.commit()
     assert await db.scalar(select(func.count()).select_from(Notification)) == 3
+
+
+async def test_a_batch_is_stamped_at_one_moment_and_what_its_handlers_emit_waits_its_turn(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async def handler(session: AsyncSession, event: outbox.OutboxEvent) -> None:
+        outbox.emit(session, "test.follow_up", {"n": event.payload["n"]})
+
+    outbox.subscribe(BATCH_TOPIC, handler, batchable=True)
+    try:
+        async with sessionmaker() as s:
+            for n in range(3):
+                outbox.emit(s, BATCH_TOPIC, {"n": n})
+            await s.commit()
+        assert await outbox.dispatch_pending(sessionmaker, limit=3) == 3
+        rows = (
+            await db.execute(
+                select(outbox.OutboxEvent.topic, outbox.OutboxEvent.dispatched_at).order_by("id")
+            )
+        ).all()
+        assert [topic for topic, _ in rows] == [BATCH_TOPIC] * 3 + ["test.follow_up"] * 3
+        stamps = {at for topic, at in rows if topic == BATCH_TOPIC}
+        assert len(stamps) == 1  # the batch went out together
+        assert None not in stamps
+        assert {at for topic, at in rows if topic != BATCH_TOPIC} == {None}  # not yet dispatched
+    finally:
+        outbox._handlers.pop(BATCH_TOPIC, None)
+
+
+async def test_the_dispatcher_finds_a_backlog_without_reading_the_history(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], recorded: list[int]
+) -> None:
+    """Dispatched events stay in the table for good; the question the dispatcher asks every poll
+    must read the undispatched ones only, whatever lies behind them (migration 0011)."""
+    now = utcnow()
+    table = table_of(outbox.OutboxEvent)
+    history = [
+        {"topic": TOPIC, "payload": {"n": -1}, "created_at": now, "available_at": now, "attempts": 0,
+         "dispatched_at": now}
+        for _ in range(5_000)
+    ]  # fmt: skip
+    await db.execute(insert(table), history)
+    for n in range(3):
+        outbox.emit(db, TOPIC, {"n": n})
+    await db.commit()
+    pg = db.get_bind().dialect.name == "postgresql"
+    await db.execute(text("ANALYZE outbox_events" if pg else "ANALYZE"))
+    query = outbox.due_query(utcnow(), 100).compile(db.get_bind(), compile_kwargs={"literal_binds": True})
+    plan = "\n".join(
+        str(row[-1])
+        for row in await db.execute(text(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + str(query)))
+    )
+    assert "ix_outbox_events_due" in plan, plan
+    assert await outbox.dispatch_pending(sessionmaker) == 3
+    assert recorded == [0, 1, 2]

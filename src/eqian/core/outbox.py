@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy import JSON, Index, Integer, Select, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from eqian.core.db import Base, UTCDateTime, utcnow
+from eqian.core.db import Base, UTCDateTime, among, table_of, utcnow
 
 log = logging.getLogger("eqian.outbox")
 
@@ -34,6 +34,16 @@ MAX_ATTEMPTS = 10
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_events"
+    # What the dispatcher asks for, the first undispatched events by id, read from an index of
+    # those alone: dispatched events stay, and the primary key walked past all of them (0011).
+    __table_args__ = (
+        Index(
+            "ix_outbox_events_due",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     topic: Mapped[str] = mapped_column(String(64), index=True)
@@ -41,7 +51,7 @@ class OutboxEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     available_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
@@ -68,23 +78,26 @@ def _backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(3600, 2**attempts))
 
 
+def due_query(now: dt.datetime, limit: int) -> Select[int, str]:
+    """The first ``limit`` events due at ``now``, oldest first (read from ``ix_outbox_events_due``)."""
+    return (
+        select(OutboxEvent.id, OutboxEvent.topic)
+        .where(
+            OutboxEvent.dispatched_at.is_(None),
+            OutboxEvent.available_at <= now,
+            OutboxEvent.attempts < MAX_ATTEMPTS,
+        )
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+
+
 async def dispatch_pending(
     factory: async_sessionmaker[AsyncSession], *, limit: int = 100, now: dt.datetime | None = None
 ) -> int:
     """Deliver up to ``limit`` due events; returns how many were dispatched."""
-    now = now or utcnow()
     async with factory() as session:
-        query = (
-            select(OutboxEvent.id, OutboxEvent.topic)
-            .where(
-                OutboxEvent.dispatched_at.is_(None),
-                OutboxEvent.available_at <= now,
-                OutboxEvent.attempts < MAX_ATTEMPTS,
-            )
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-        )
-        due = (await session.execute(query)).all()
+        due = (await session.execute(due_query(now or utcnow(), limit))).all()
     # Events of topics with only batchable handlers (an incident's cockpit mark, at hundreds a
     # second) go through in one transaction; the rest, and a batch that failed, one by one.
     together: list[int] = []
@@ -128,9 +141,14 @@ async def _dispatch_together(
         try:
             for event in events:
                 await _handle(session, event)
-            stamp = utcnow()
-            for event in events:
-                event.dispatched_at = stamp
+            # One statement for the batch: through the ORM's flush each event was an UPDATE of its
+            # own (bench/outbox_drain.py: a backlog drained 2.6x slower that way).
+            if claimed:
+                table = table_of(OutboxEvent)
+                dialect = session.get_bind().dialect.name
+                await session.execute(
+                    update(table).where(among(table.c.id, claimed, dialect)).values(dispatched_at=utcnow())
+                )
             await session.commit()
         except Exception as exc:
             await session.rollback()
