@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench.httpclient by package
     sys.path.insert(0, str(ROOT))
 
 from bench.httpclient import BadResponse, HttpConnection, connect  # noqa: E402
+from bench.pgadmin import admin  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 DB_NAME = "eqian_bench_intake"
@@ -143,13 +144,6 @@ def bench_app() -> FastAPI:
 
 
 # --- setup ----------------------------------------------------------------------------------------
-
-
-async def _admin(pg: str, sql: str) -> None:
-    engine = create_async_engine(pg + "postgres", isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(sql))
-    await engine.dispose()
 
 
 async def setup(url: str) -> dict[str, Any]:
@@ -558,8 +552,8 @@ async def main() -> None:
     rounds = 1 if args.quick else 2
     import_rows = 5_000 if args.quick else 100_000
     url = args.pg + DB_NAME
-    await _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    await _admin(args.pg, f"CREATE DATABASE {DB_NAME}")
+    await admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    await admin(args.pg, f"CREATE DATABASE {DB_NAME}")
     server: subprocess.Popen[bytes] | None = None
     try:
         print(f"setting up {DB_NAME} (schema + demo town) …", flush=True)
@@ -647,7 +641,7 @@ async def main() -> None:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-        await _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        await admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     f, b = merge(full), merge(bare)
     figures = {
         "clients": args.clients,

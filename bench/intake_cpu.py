@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.intake import PASSWORD, _admin, body_for, registry, setup  # noqa: E402
+from bench.intake import PASSWORD, body_for, registry, setup  # noqa: E402
+from bench.pgadmin import admin  # noqa: E402
 
 DB_NAME = "eqian_bench_intake_cpu"
 CONCURRENCY = 16
@@ -153,8 +154,8 @@ async def main() -> None:
             )
         await engine.dispose()
     if not exists:
-        await _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        await _admin(args.pg, f"CREATE DATABASE {DB_NAME}")
+        await admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        await admin(args.pg, f"CREATE DATABASE {DB_NAME}")
     os.environ.update(
         {
             "EQIAN_DATABASE_URL": url,
@@ -220,7 +221,7 @@ async def main() -> None:
                     profiler.dump_stats(args.profile)
     finally:
         if not args.keep:
-            await _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            await admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
     def median(xs: list[float]) -> int | None:
         return round(statistics.median(xs)) if xs else None
