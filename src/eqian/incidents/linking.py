@@ -8,11 +8,14 @@ links in one pass. Each answer carries the method and a reason the officer sees 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +27,7 @@ RADIUS_M = 150.0  # a call within this distance of a unit's location is taken to
 CELL_DEG = 0.002  # grid cell of the nearest-unit search (~220 m north–south)
 CACHE_SECONDS = 30.0
 CHECK_SECONDS = 1.0  # how often a cached registry asks whether a unit or station was added
+YIELD_EVERY = 500  # units added to a registry being built between two turns of the event loop
 MIN_NAME = 4
 _SPACE = re.compile(r"[\s\u3000]+")
 _PREFIXES = ("浙江省", "湖州市", "吴兴区", "织里镇", "织里")
@@ -100,16 +104,21 @@ class Linker:
     checked: float = 0.0  # when the database was last asked whether the registry changed
 
     @classmethod
-    def build(
+    async def build(
         cls,
         rows: Iterable[tuple[int, str, str, str, int, str, float | None, float | None]],
         stations: Iterable[tuple[int, float | None, float | None]] = (),
         station_names: dict[int, str] | None = None,
     ) -> Linker:
-        """From (id, name, credit_code, address, station_id, category, lat, lng) of active units."""
+        """From (id, name, credit_code, address, station_id, category, lat, lng) of active units.
+
+        Gives the event loop a turn every ``YIELD_EVERY`` units: a city's 20,000 take a few
+        hundred milliseconds, which in one piece would hold up every request of the worker."""
         linker = cls()
         ambiguous: set[str] = set()
-        for uid, name, code, address, station_id, category, lat, lng in rows:
+        for count, (uid, name, code, address, station_id, category, lat, lng) in enumerate(rows, 1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             linker.units[uid] = UnitRef(uid, name, station_id, category, lat, lng)
             linker.by_code[code.upper()] = uid
             key = norm_address(address)
@@ -123,7 +132,9 @@ class Linker:
                 linker.grid.setdefault(_cell(lat, lng), []).append(uid)
         for key in ambiguous:
             del linker.by_address[key]
-        for lengths in linker.by_prefix.values():  # the longest name that fits wins
+        for count, lengths in enumerate(linker.by_prefix.values(), 1):  # the longest name that fits wins
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             ordered = dict(sorted(lengths.items(), reverse=True))
             lengths.clear()
             lengths.update(ordered)
@@ -219,6 +230,10 @@ class Linker:
 
 
 _cache: dict[str, Linker] = {}
+# One check or rebuild of a database's registry at a time per event loop (a worker's requests).
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def invalidate() -> None:
@@ -231,15 +246,33 @@ async def get_linker(session: AsyncSession, *, fresh: bool = False) -> Linker:
 
     Whether a unit was added is asked at most every ``CHECK_SECONDS`` (at intake rates the
     question was one round trip per incident); ``fresh`` asks now, for a reference that the
-    cached registry does not know.
+    cached registry does not know. One request of the worker asks or rebuilds at a time, and the
+    others go on with the registry they have meanwhile: when the registry aged out, every request
+    in flight used to rebuild it at once (16 in the intake bench, each holding up the worker).
     """
-    bind = session.get_bind()
-    key = str(bind.engine.url)
+    key = str(session.get_bind().engine.url)
+    asked = time.monotonic()
     cached = _cache.get(key)
-    now = time.monotonic()
-    young = cached is not None and now - cached.built < CACHE_SECONDS
-    if young and cached is not None and not fresh and now - cached.checked < CHECK_SECONDS:
+    if cached is not None and not fresh and _current(cached, asked):
         return cached
+    lock = _locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
+    if cached is not None and not fresh and lock.locked():
+        return cached
+    async with lock:
+        latest = _cache.get(key)
+        if latest is not None and latest.checked >= asked:
+            return latest  # asked or rebuilt after this request came, by the one it waited for
+        return await _refresh(session, key, latest)
+
+
+def _current(linker: Linker, now: float) -> bool:
+    return now - linker.built < CACHE_SECONDS and now - linker.checked < CHECK_SECONDS
+
+
+async def _refresh(session: AsyncSession, key: str, cached: Linker | None) -> Linker:
+    # Stamped with when the question was asked, not answered: a request that came while it was
+    # on its way may have committed a unit the answer does not show (get_linker's ``checked >= asked``).
+    started = time.monotonic()
     row = (
         await session.execute(
             select(
@@ -249,10 +282,14 @@ async def get_linker(session: AsyncSession, *, fresh: bool = False) -> Linker:
         )
     ).one()
     fingerprint = (int(row[0]), int(row[1]))
-    if young and cached is not None and cached.fingerprint == fingerprint:
-        cached.checked = now
+    if cached is not None and started - cached.built < CACHE_SECONDS and cached.fingerprint == fingerprint:
+        cached.checked = started
         return cached
-    units = await session.execute(
+    # Fetched YIELD_EVERY rows at a time, like the build: a city's units in one fetch held up the
+    # worker for 64-118 ms, in pages 28-60 ms (bench/registry_rebuild.py, longest stall). Pages by
+    # id, not a server-side cursor: intake and imports ask on connections in autocommit.
+    units: list[Any] = []  # rows of the columns below, which build() takes as tuples
+    page = (
         select(
             Unit.id,
             Unit.name,
@@ -262,13 +299,18 @@ async def get_linker(session: AsyncSession, *, fresh: bool = False) -> Linker:
             Unit.category_code,
             Unit.lat,
             Unit.lng,
-        ).where(Unit.status == "active")
+        )
+        .where(Unit.status == "active")
+        .order_by(Unit.id)
+        .limit(YIELD_EVERY)
     )
+    while rows := (await session.execute(page.where(Unit.id > (units[-1][0] if units else 0)))).all():
+        units.extend(rows)
     stations = (await session.execute(select(Station.id, Station.lat, Station.lng, Station.name))).all()
-    linker = Linker.build(
-        units.all(), [(sid, lat, lng) for sid, lat, lng, _ in stations], {sid: n for sid, _, _, n in stations}
+    linker = await Linker.build(
+        units, [(sid, lat, lng) for sid, lat, lng, _ in stations], {sid: n for sid, _, _, n in stations}
     )
     linker.fingerprint = fingerprint
-    linker.built = linker.checked = time.monotonic()
+    linker.built = linker.checked = started
     _cache[key] = linker
     return linker
