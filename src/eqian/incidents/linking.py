@@ -265,8 +265,12 @@ async def get_linker(session: AsyncSession, *, fresh: bool = False) -> Linker:
         return await _refresh(session, key, latest)
 
 
+def _young(linker: Linker, now: float) -> bool:
+    return now - linker.built < CACHE_SECONDS
+
+
 def _current(linker: Linker, now: float) -> bool:
-    return now - linker.built < CACHE_SECONDS and now - linker.checked < CHECK_SECONDS
+    return _young(linker, now) and now - linker.checked < CHECK_SECONDS
 
 
 async def _refresh(session: AsyncSession, key: str, cached: Linker | None) -> Linker:
@@ -282,7 +286,7 @@ async def _refresh(session: AsyncSession, key: str, cached: Linker | None) -> Li
         )
     ).one()
     fingerprint = (int(row[0]), int(row[1]))
-    if cached is not None and started - cached.built < CACHE_SECONDS and cached.fingerprint == fingerprint:
+    if cached is not None and _young(cached, started) and cached.fingerprint == fingerprint:
         cached.checked = started
         return cached
     # Fetched YIELD_EVERY rows at a time, like the build: a city's units in one fetch held up the
